@@ -1,0 +1,137 @@
+/**
+ * Trust records and the rules that admit or refuse an artifact given the receiver's record.
+ *
+ * @since 0.1.0
+ */
+import { Either, Schema } from "effect"
+import { PrivacyType } from "./Artifact.js"
+import { TrustNotAllowed } from "./BtpsError.js"
+import { sha256Hex } from "./Crypto.js"
+import { BtpsIdentity } from "./Identity.js"
+import { DateString } from "./internal/formats.js"
+
+/** Status of a trust relation. @since 0.1.0 */
+export const TrustStatus = Schema.Literal("accepted", "rejected", "revoked", "pending", "blocked")
+/** @since 0.1.0 */
+export type TrustStatus = typeof TrustStatus.Type
+
+/** One key a sender has used, with when it was first and last seen. @since 0.1.0 */
+export const KeyHistoryEntry = Schema.Struct({
+  fingerprint: Schema.String,
+  firstSeen: DateString,
+  lastSeen: DateString
+})
+
+/**
+ * A trust record `senderId → receiverId`, in the existing SDK's field names and JSON layout. Dates are
+ * kept as the strings stored, so records round-trip byte for byte.
+ *
+ * @since 0.1.0
+ */
+export const TrustRecord = Schema.Struct({
+  id: Schema.String,
+  senderId: BtpsIdentity,
+  receiverId: BtpsIdentity,
+  status: TrustStatus,
+  createdAt: DateString,
+  decidedBy: Schema.String,
+  decidedAt: DateString,
+  expiresAt: Schema.optional(DateString),
+  publicKeyBase64: Schema.String,
+  publicKeyFingerprint: Schema.String,
+  keyHistory: Schema.Array(KeyHistoryEntry),
+  privacyType: PrivacyType,
+  retryAfterDate: Schema.optional(DateString),
+  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  updatedAt: Schema.optional(DateString)
+}).annotations({ identifier: "TrustRecord" })
+/** @since 0.1.0 */
+export type TrustRecord = typeof TrustRecord.Type
+
+/**
+ * The record id: hex SHA-256 of `lowercase(senderId + ":" + receiverId)`. Directional.
+ *
+ * @since 0.1.0
+ */
+export const computeTrustId = (senderId: string, receiverId: string): string =>
+  sha256Hex(`${senderId}:${receiverId}`.toLowerCase())
+
+/** Identity-store record id: hex SHA-256 of the lower-cased identity. @since 0.1.0 */
+export const computeId = (identity: string): string => sha256Hex(identity.toLowerCase())
+
+const isPast = (date: string | undefined, now: Date): boolean => date !== undefined && Date.parse(date) <= now.getTime()
+const isFuture = (date: string | undefined, now: Date): boolean => date !== undefined && Date.parse(date) > now.getTime()
+
+/**
+ * Active = `accepted` and not expired.
+ *
+ * @since 0.1.0
+ */
+export const isActive = (record: TrustRecord, now: Date = new Date()): boolean =>
+  record.status === "accepted" && !isPast(record.expiresAt, now)
+
+const refuse = (reason: TrustNotAllowed["reason"]) => Either.left(new TrustNotAllowed({ reason }))
+
+/**
+ * `BTPS_DOC` is delivered only over an active trust `from → to`.
+ *
+ * @since 0.1.0
+ */
+export const admitDocument = (record: TrustRecord | undefined, now: Date = new Date()): Either.Either<void, TrustNotAllowed> => {
+  if (record === undefined) return refuse("no-record")
+  if (record.status !== "accepted") return refuse(record.status === "blocked" ? "blocked" : "not-accepted")
+  if (isPast(record.expiresAt, now)) return refuse("expired")
+  return Either.void
+}
+
+/**
+ * `TRUST_REQ` is admitted with no record, or a record that is not active, not blocked, and whose
+ * `retryAfterDate` has passed.
+ *
+ * @since 0.1.0
+ */
+export const admitTrustRequest = (record: TrustRecord | undefined, now: Date = new Date()): Either.Either<void, TrustNotAllowed> => {
+  if (record === undefined) return Either.void
+  if (record.status === "blocked") return refuse("blocked")
+  if (isActive(record, now)) return refuse("already-active")
+  if (isFuture(record.retryAfterDate, now)) return refuse("retry-later")
+  return Either.void
+}
+
+/**
+ * `TRUST_RES` from X to Y is admitted only when Y has a `pending` request toward X: the record
+ * `computeTrustId(Y, X)` whose receiver is X. Pass that record (looked up by the caller).
+ *
+ * @since 0.1.0
+ */
+export const admitTrustResponse = (
+  pending: TrustRecord | undefined,
+  responder: string
+): Either.Either<void, TrustNotAllowed> =>
+  pending !== undefined && pending.status === "pending" && pending.receiverId.toLowerCase() === responder.toLowerCase()
+    ? Either.void
+    : refuse("no-pending-request")
+
+/** Which record a transporter artifact is judged against, and by which rule. @since 0.1.0 */
+export const recordIdFor = (artifact: { readonly type: string; readonly from: string; readonly to: string }): string =>
+  artifact.type === "TRUST_RES" ? computeTrustId(artifact.to, artifact.from) : computeTrustId(artifact.from, artifact.to)
+
+/**
+ * Apply the rule for the artifact's type to the record found under {@link recordIdFor}.
+ *
+ * @since 0.1.0
+ */
+export const admit = (
+  artifact: { readonly type: string; readonly from: string; readonly to: string },
+  record: TrustRecord | undefined,
+  now: Date = new Date()
+): Either.Either<void, TrustNotAllowed> => {
+  switch (artifact.type) {
+    case "TRUST_REQ":
+      return admitTrustRequest(record, now)
+    case "TRUST_RES":
+      return admitTrustResponse(record, artifact.from)
+    default:
+      return admitDocument(record, now)
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * BTPS (Billing Trust Protocol Secure) on Effect.
+ *
+ * @since 0.1.0
+ */
+export * as Artifact from "./Artifact.js"
+export * as BtpsError from "./BtpsError.js"
+export * as Crypto from "./Crypto.js"
+export * as DnsRecord from "./DnsRecord.js"
+export * as Identity from "./Identity.js"
+export * as Trust from "./Trust.js"

@@ -1,0 +1,88 @@
+/**
+ * String formats shared by the artifact and trust schemas (date-times, e-mail, URLs, currencies).
+ * Each carries an arbitrary so property tests generate valid values.
+ */
+import { Schema } from "effect"
+
+const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$/
+
+const daysInMonth = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate()
+
+/** ISO-8601 UTC date-time ending in `Z`, with a real calendar date (as the existing zod `datetime()`). */
+export const isIsoDateTime = (s: string): boolean => {
+  const m = ISO_DATE_TIME.exec(s)
+  if (m === null) return false
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) && hour <= 23 && minute <= 59 && second <= 59
+}
+
+const dateArbitrary = () => (fc: typeof import("effect/FastCheck")) =>
+  fc
+    .date({ min: new Date("1970-01-01T00:00:00.000Z"), max: new Date("2200-12-31T23:59:59.999Z"), noInvalidDate: true })
+    .map((d) => d.toISOString())
+
+/** `2025-01-15T00:00:00.000Z`; kept as the exact string received so signatures and records round-trip. */
+export const IsoDateTime = Schema.String.pipe(
+  Schema.filter(isIsoDateTime, {
+    identifier: "IsoDateTime",
+    message: () => "expected an ISO-8601 UTC date-time such as 2025-01-15T00:00:00.000Z",
+    arbitrary: dateArbitrary
+  })
+)
+
+/** Any date string `Date.parse` understands (storage timestamps written by other tools). */
+export const DateString = Schema.String.pipe(
+  Schema.filter((s) => !Number.isNaN(Date.parse(s)), {
+    identifier: "DateString",
+    message: () => "expected a date string",
+    arbitrary: dateArbitrary
+  })
+)
+
+const EMAIL = /^(?!\.)(?!.*\.\.)[A-Za-z0-9_'+\-.]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+[A-Za-z]{2,}$/
+
+/** An e-mail address (the existing zod `email()` rule). */
+export const Email = Schema.String.pipe(
+  Schema.pattern(EMAIL, {
+    identifier: "Email",
+    message: () => "expected an e-mail address",
+    arbitrary: () => (fc) => fc.stringMatching(/^[a-z0-9_+-]{1,12}@[a-z0-9]{1,10}\.[a-z]{2,5}$/)
+  })
+)
+
+const isUrl = (s: string): boolean => {
+  try {
+    new URL(s)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** An absolute URL (the existing zod `url()` rule: whatever `new URL` accepts). */
+export const Url = Schema.String.pipe(
+  Schema.filter(isUrl, { identifier: "Url", message: () => "expected an absolute URL", arbitrary: () => (fc) => fc.webUrl() })
+)
+
+/**
+ * ISO-4217 alphabetic codes of currencies (current ones and recently withdrawn national ones). The
+ * non-currency `X..` codes (XXX, precious metals, test and fund codes) are refused, as by the existing SDK.
+ */
+export const CURRENCY_CODES: ReadonlyArray<string> = (
+  "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BYR BZD " +
+  "CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EEK EGP ERN ETB EUR FJD FKP GBP " +
+  "GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW " +
+  "KWD KYD KZT LAK LBP LKR LRD LSL LTL LVL LYD MAD MDL MGA MKD MMK MNT MOP MRO MRU MUR MVR MWK MXN MXV MYR MZN " +
+  "NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE " +
+  "SLL SOS SRD SSP STD STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED " +
+  "VEF VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMK ZMW ZWG ZWL"
+).split(" ")
+
+/** An ISO-4217 currency code from {@link CURRENCY_CODES}. */
+export const CurrencyCode = Schema.Literal(...(CURRENCY_CODES as [string, ...Array<string>])).annotations({
+  identifier: "CurrencyCode",
+  message: () => "expected an ISO-4217 currency code"
+})
+
+/** A JSON number that survives the wire (no NaN or Infinity). */
+export const JsonNumber = Schema.Number.pipe(Schema.finite())
