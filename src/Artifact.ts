@@ -9,12 +9,12 @@
 import { Either, ParseResult, Schema } from "effect"
 import { InvalidJson, ValidationFailed, type ValidationIssue } from "./BtpsError.js"
 import { BtpsIdentity } from "./Identity.js"
-import { CurrencyCode, Email, IsoDateTime, JsonNumber, Url } from "./internal/formats.js"
+import { CurrencyCode, Email, IsoDateTime, JsonNumber, JsonRecord, JsonValue, RecordKey, Url } from "./internal/formats.js"
 import * as Json from "./internal/json.js"
 import * as Response_ from "./internal/response.js"
 import type { ResponseData, ResponseOptions } from "./internal/response.js"
 
-export { CurrencyCode, Email, IsoDateTime, Url } from "./internal/formats.js"
+export { CurrencyCode, Email, IsoDateTime, JsonValue, Url } from "./internal/formats.js"
 
 /** Protocol version written by this implementation. @since 0.1.0 */
 export const PROTOCOL_VERSION = Response_.PROTOCOL_VERSION
@@ -107,7 +107,7 @@ export const InvoiceDocument = Schema.Struct({
   totalAmount: Schema.Struct({ value: JsonNumber, currency: CurrencyCode }),
   lineItems: Schema.Struct({
     columns: Schema.Array(Schema.String),
-    rows: Schema.Array(Schema.Record({ key: Schema.String, value: Schema.Union(Schema.String, JsonNumber) }))
+    rows: Schema.Array(Schema.Record({ key: RecordKey, value: Schema.Union(Schema.String, JsonNumber) }))
   }),
   issuer: Schema.optional(
     Schema.Struct({ name: Schema.String, email: Schema.optional(Email), phone: Schema.optional(Schema.String) })
@@ -122,7 +122,7 @@ export const InvoiceDocument = Schema.Struct({
     })
   ),
   template: Schema.optional(
-    Schema.Struct({ name: Schema.String, data: Schema.Record({ key: Schema.String, value: Schema.Unknown }) })
+    Schema.Struct({ name: Schema.String, data: JsonRecord })
   )
 }).annotations({ identifier: "InvoiceDocument" })
 /** @since 0.1.0 */
@@ -283,7 +283,7 @@ export const AgentArtifact = Schema.Struct({
   to: BtpsIdentity,
   issuedAt: IsoDateTime,
   agentId: Schema.String,
-  document: Schema.optional(Schema.Unknown),
+  document: Schema.optional(JsonValue),
   signature: Signature,
   encryption: Schema.NullOr(Encryption)
 }).annotations({ identifier: "AgentArtifact" })
@@ -298,9 +298,9 @@ export type Artifact = typeof Artifact.Type
 // --- responses -------------------------------------------------------------------------------------
 
 /** Success status; members in the existing order `ok, message, code`. @since 0.1.0 */
-export const SuccessStatus = Schema.Struct({ ok: Schema.Literal(true), message: Schema.String, code: Schema.Number })
+export const SuccessStatus = Schema.Struct({ ok: Schema.Literal(true), message: Schema.String, code: Schema.Int })
 /** Error status; members in the existing order `ok, code, message`. @since 0.1.0 */
-export const ErrorStatus = Schema.Struct({ ok: Schema.Literal(false), code: Schema.Number, message: Schema.String })
+export const ErrorStatus = Schema.Struct({ ok: Schema.Literal(false), code: Schema.Int, message: Schema.String })
 
 const responseFields = {
   version: Schema.String,
@@ -309,7 +309,7 @@ const responseFields = {
   reqId: Schema.optional(Schema.String)
 }
 const dataFields = {
-  document: Schema.optional(Schema.Unknown),
+  document: Schema.optional(JsonValue),
   signature: Schema.optional(Signature),
   encryption: Schema.optional(Schema.NullOr(Encryption)),
   selector: Schema.optional(Schema.String)

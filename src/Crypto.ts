@@ -162,7 +162,7 @@ export const sign = <A extends JsonObject>(unsigned: A, signer: Signer): A & { r
 
 const isSignature = (u: unknown): u is Signature =>
   typeof u === "object" && u !== null && "value" in u && typeof u.value === "string" && "fingerprint" in u &&
-  typeof u.fingerprint === "string"
+  typeof u.fingerprint === "string" && "algorithmHash" in u
 
 /**
  * Verify an artifact as received: the key's fingerprint must equal `signature.fingerprint`, and the
@@ -172,7 +172,9 @@ const isSignature = (u: unknown): u is Signature =>
  */
 export const verify = (artifact: JsonObject, key: PublicKey): Either.Either<void, SignatureInvalid> => {
   const signature = artifact.signature
-  if (!isSignature(signature)) return Either.left(new SignatureInvalid({ reason: "malformed" }))
+  if (!isSignature(signature) || signature.algorithmHash !== "sha256") {
+    return Either.left(new SignatureInvalid({ reason: "malformed" }))
+  }
   if (signature.fingerprint !== key.fingerprint) {
     return Either.left(new SignatureInvalid({ reason: "fingerprint-mismatch" }))
   }

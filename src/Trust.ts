@@ -8,7 +8,7 @@ import { PrivacyType } from "./Artifact.js"
 import { TrustNotAllowed } from "./BtpsError.js"
 import { sha256Hex } from "./Crypto.js"
 import { BtpsIdentity } from "./Identity.js"
-import { DateString } from "./internal/formats.js"
+import { DateString, JsonRecord } from "./internal/formats.js"
 
 /** Status of a trust relation. @since 0.1.0 */
 export const TrustStatus = Schema.Literal("accepted", "rejected", "revoked", "pending", "blocked")
@@ -42,7 +42,7 @@ export const TrustRecord = Schema.Struct({
   keyHistory: Schema.Array(KeyHistoryEntry),
   privacyType: PrivacyType,
   retryAfterDate: Schema.optional(DateString),
-  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  metadata: Schema.optional(JsonRecord),
   updatedAt: Schema.optional(DateString)
 }).annotations({ identifier: "TrustRecord" })
 /** @since 0.1.0 */

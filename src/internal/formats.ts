@@ -84,5 +84,30 @@ export const CurrencyCode = Schema.Literal(...(CURRENCY_CODES as [string, ...Arr
   message: () => "expected an ISO-4217 currency code"
 })
 
-/** A JSON number that survives the wire (no NaN or Infinity). */
-export const JsonNumber = Schema.Number.pipe(Schema.finite())
+/** A JSON number that survives the wire (no NaN or Infinity; JSON has no -0, so none is generated). */
+export const JsonNumber = Schema.Number.pipe(
+  Schema.finite({
+    arbitrary: () => (fc) => fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => (Object.is(n, -0) ? 0 : n))
+  })
+)
+
+/** An object key; `__proto__` is refused because assigning it would change the decoded object's prototype. */
+export const RecordKey = Schema.String.pipe(
+  Schema.filter((k) => k !== "__proto__", { message: () => '"__proto__" is not allowed as a key' })
+)
+
+/** Any JSON value. */
+export type JsonValue = null | boolean | number | string | ReadonlyArray<JsonValue> | { readonly [key: string]: JsonValue }
+
+/** Any JSON value (finite numbers, no `__proto__` keys). */
+export const JsonValue: Schema.Schema<JsonValue> = Schema.Union(
+  Schema.Null,
+  Schema.Boolean,
+  JsonNumber,
+  Schema.String,
+  Schema.Array(Schema.suspend((): Schema.Schema<JsonValue> => JsonValue)),
+  Schema.Record({ key: RecordKey, value: Schema.suspend((): Schema.Schema<JsonValue> => JsonValue) })
+).annotations({ identifier: "JsonValue" })
+
+/** A JSON object. */
+export const JsonRecord = Schema.Record({ key: RecordKey, value: JsonValue })

@@ -3,6 +3,8 @@
  * The types match the Response schemas in Artifact.ts (checked there at compile time).
  */
 
+import type { JsonValue } from "./formats.js"
+
 /** Protocol version written by this implementation. */
 export const PROTOCOL_VERSION = "1.0.0"
 
@@ -15,7 +17,7 @@ export interface ResponseOptions {
 
 /** Data members some responses carry (identity lookup, agent queries). */
 export interface ResponseData {
-  readonly document?: unknown
+  readonly document?: JsonValue
   readonly signature?: { readonly algorithmHash: "sha256"; readonly value: string; readonly fingerprint: string }
   readonly encryption?: null | {
     readonly algorithm: "aes-256-gcm"
