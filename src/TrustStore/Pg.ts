@@ -1,0 +1,60 @@
+/**
+ * The SQL trust store on PostgreSQL: `TrustStore/Sql` with an `@effect/sql-pg` client.
+ *
+ * To share one connection pool with the rest of an application, provide your own `PgClient` layer to
+ * `SqlTrustStore.layer` instead.
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Config, type ConfigError, Layer, Redacted } from "effect"
+import type { TrustStore, TrustStoreFailure } from "../TrustStore.js"
+import * as Sql from "./Sql.js"
+
+/** Used when no URL is given: the local test database. @since 0.1.0 */
+export const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+/**
+ * Options of the PostgreSQL store.
+ *
+ * @since 0.1.0
+ */
+export interface Options extends Sql.Options {
+  /** Connection URL, default {@link DEFAULT_URL}. */
+  readonly url?: string | Redacted.Redacted
+  /** Pool size (`PgClient`'s `maxConnections`). */
+  readonly maxConnections?: number
+}
+
+const connectionFailure = (error: unknown) => Sql.connectionFailure("PostgreSQL", error)
+
+/**
+ * The store and its own connection pool, closed with the layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStoreFailure> => {
+  const url = options.url ?? DEFAULT_URL
+  return Sql.layer(options).pipe(
+    Layer.provide(
+      PgClient.layer({
+        url: Redacted.isRedacted(url) ? url : Redacted.make(url),
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
+      }).pipe(Layer.mapError(connectionFailure))
+    )
+  )
+}
+
+/**
+ * {@link layer} with the URL read from Config `BTPS_PG_URL` (default {@link DEFAULT_URL}).
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (options: Sql.Options = {}): Layer.Layer<TrustStore, TrustStoreFailure | ConfigError.ConfigError> =>
+  Sql.layer(options).pipe(
+    Layer.provide(
+      PgClient.layerConfig({
+        url: Config.redacted("BTPS_PG_URL").pipe(Config.withDefault(Redacted.make(DEFAULT_URL)))
+      }).pipe(Layer.catchAll((error) => Layer.fail(error._tag === "SqlError" ? connectionFailure(error) : error)))
+    )
+  )

@@ -1,0 +1,262 @@
+/**
+ * A trust store in one SQL table, over @effect/sql's generic `SqlClient` (PostgreSQL and MySQL/MariaDB;
+ * `TrustStore/Pg` and `TrustStore/Mysql` provide the clients).
+ *
+ * Each row holds the full record as JSON text, so records round-trip exactly (date strings, metadata,
+ * keyHistory, absent optional fields), plus the columns queries need: `id` (primary key, binary collation so
+ * paging order is code-point order, as in the other stores), `sender_id` and `receiver_id` (lower-cased;
+ * indexed with `id` for `getAll(receiver)` and paged lists), `status` and `updated_at` for operators.
+ *
+ * The table name is the existing SDK's `entityName`, checked against {@link ENTITY_NAME_PATTERN} and only
+ * ever passed as a quoted identifier; values are always bound parameters.
+ *
+ * @since 0.1.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Duration, Effect, Either, Layer, Option, Schedule, Schema } from "effect"
+import { TrustRecord } from "../Trust.js"
+import {
+  applyPatch,
+  type ListOptions,
+  make as makeStore,
+  newRecord,
+  type Page,
+  TrustRecordExists,
+  TrustRecordNotFound,
+  TrustStore,
+  TrustStoreFailure,
+  type TrustStoreShape
+} from "../TrustStore.js"
+
+/**
+ * Options of the SQL store.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /**
+   * The table (the existing SDK's `entityName`), default `btps_trust`. Case-insensitive: the table is
+   * created lower-cased. Its migrations are recorded in `<entityName>_migrations`.
+   */
+  readonly entityName?: string
+}
+
+/** Default table name. @since 0.1.0 */
+export const DEFAULT_ENTITY_NAME = "btps_trust"
+
+/**
+ * Accepted table names: a letter or `_`, then letters, digits, `_`; at most 48 characters so the derived
+ * `<name>_migrations` and `<name>_receiver_idx` names stay within PostgreSQL's 63-byte identifiers.
+ *
+ * @since 0.1.0
+ */
+export const ENTITY_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
+
+/** Longest id the `id` column holds (MySQL keys need a bounded VARCHAR). */
+const MAX_ID_LENGTH = 255
+const DEFAULT_PAGE = 100
+
+/**
+ * The table name for `entityName`, or `InvalidConfig`.
+ *
+ * @since 0.1.0
+ */
+export const tableName = (entityName: string = DEFAULT_ENTITY_NAME): Either.Either<string, TrustStoreFailure> =>
+  ENTITY_NAME_PATTERN.test(entityName)
+    ? Either.right(entityName.toLowerCase())
+    : Either.left(
+      new TrustStoreFailure({
+        reason: "InvalidConfig",
+        message: `invalid entityName ${JSON.stringify(entityName)}: expected ${ENTITY_NAME_PATTERN.source}`
+      })
+    )
+
+/**
+ * The migrations of one trust table, for `Migrator.fromRecord`. Statements are idempotent, so a migration
+ * that a concurrent process recorded but has not finished yet (MySQL commits DDL implicitly) is harmless.
+ *
+ * @since 0.1.0
+ */
+export const migrations = (table: string): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
+  "1_create_trust_table": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      mysql: () =>
+        sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+  id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  sender_id VARCHAR(320) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  receiver_id VARCHAR(320) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  updated_at TEXT NULL,
+  record LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  PRIMARY KEY (id),
+  INDEX ${sql(`${table}_receiver_idx`)} (receiver_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`.pipe(Effect.asVoid),
+      orElse: () =>
+        Effect.zipRight(
+          sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+  id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  sender_id TEXT NOT NULL,
+  receiver_id TEXT COLLATE "C" NOT NULL,
+  status TEXT NOT NULL,
+  updated_at TEXT NULL,
+  record TEXT NOT NULL
+)`,
+          sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_receiver_idx`)} ON ${sql(table)} (receiver_id, id)`
+        ).pipe(Effect.asVoid)
+    }))
+})
+
+const database = (what: string) => (cause: SqlError | Migrator.MigrationError) =>
+  new TrustStoreFailure({ reason: "Database", message: `${what}: ${cause.message}`, cause })
+
+/** PostgreSQL `unique_violation`, MySQL/MariaDB `ER_DUP_ENTRY`. */
+const isUniqueViolation = (error: SqlError): boolean => {
+  const cause: unknown = error.cause
+  if (typeof cause !== "object" || cause === null) return false
+  const code = "code" in cause ? cause.code : undefined
+  const errno = "errno" in cause ? cause.errno : undefined
+  return code === "23505" || code === "ER_DUP_ENTRY" || errno === 1062
+}
+
+const validate = Schema.validateEither(TrustRecord)
+
+/**
+ * A store over the `SqlClient` in context. Creates or migrates the table first (with @effect/sql's
+ * Migrator); fails with `InvalidConfig` for a bad `entityName`, `Database` when the database refuses.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, TrustStoreFailure, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const table = yield* tableName(options.entityName)
+    const sql = yield* SqlClient.SqlClient
+    const t = sql(table)
+
+    // Migrations: @effect/sql's Migrator keeps the latest applied id in one table, so each trust table gets
+    // its own `<table>_migrations` (tenants are created and migrated independently). The Migrator is not
+    // safe against two processes creating the same table at the same moment (PostgreSQL: both create the
+    // migrations table; MySQL: the loser returns before the winner's DDL ran), so check the table answers
+    // and retry briefly.
+    const probe = sql`SELECT id FROM ${t} WHERE 1 = 0`
+    yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations(table)), table: `${table}_migrations` }).pipe(
+      Effect.zipRight(probe),
+      Effect.retry(Schedule.exponential(Duration.millis(20)).pipe(Schedule.intersect(Schedule.recurs(6)))),
+      Effect.mapError(database(`cannot migrate trust table ${table}`))
+    )
+
+    const decodeRow = (row: { readonly record: string }): Effect.Effect<TrustRecord, TrustStoreFailure> =>
+      Effect.try({
+        try: (): unknown => JSON.parse(row.record),
+        catch: (cause) =>
+          new TrustStoreFailure({ reason: "Corrupt", message: `table ${table}: a record is not JSON (${String(cause)})`, cause })
+      }).pipe(
+        Effect.flatMap((value) =>
+          Schema.decodeUnknown(TrustRecord)(value, { onExcessProperty: "preserve" }).pipe(
+            Effect.mapError((cause) =>
+              new TrustStoreFailure({ reason: "Corrupt", message: `table ${table}: invalid record: ${cause.message}`, cause })
+            )
+          )
+        )
+      )
+    const decodeRows = (rows: ReadonlyArray<{ readonly record: string }>) => Effect.forEach(rows, decodeRow)
+
+    /** The record checked for what the table can hold, and its row. */
+    const toRow = (record: TrustRecord) =>
+      Effect.gen(function*() {
+        if (record.id.length === 0 || record.id.length > MAX_ID_LENGTH) {
+          return yield* new TrustStoreFailure({
+            reason: "InvalidRecord",
+            message: `trust record id must be 1 to ${MAX_ID_LENGTH} characters`
+          })
+        }
+        yield* Effect.mapError(validate(record, { onExcessProperty: "preserve" }), (cause) =>
+          new TrustStoreFailure({ reason: "InvalidRecord", message: `invalid trust record: ${cause.message}`, cause }))
+        return {
+          id: record.id,
+          sender_id: record.senderId.toLowerCase(),
+          receiver_id: record.receiverId.toLowerCase(),
+          status: record.status,
+          updated_at: record.updatedAt ?? null,
+          record: JSON.stringify(record)
+        }
+      })
+
+    const getById = (trustId: string) =>
+      sql<{ record: string }>`SELECT record FROM ${t} WHERE id = ${trustId}`.pipe(
+        Effect.mapError(database(`cannot read ${table}`)),
+        Effect.flatMap((rows) => (rows[0] === undefined ? Effect.succeed(Option.none()) : Effect.asSome(decodeRow(rows[0]))))
+      )
+
+    const select = (receiverId: string | undefined, after: string | undefined, limit: number | undefined) => {
+      const where = sql.and([
+        ...(receiverId === undefined ? [] : [sql`receiver_id = ${receiverId.toLowerCase()}`]),
+        ...(after === undefined ? [] : [sql`id > ${after}`])
+      ])
+      const query = limit === undefined
+        ? sql<{ record: string }>`SELECT record FROM ${t} WHERE ${where} ORDER BY id`
+        : sql<{ record: string }>`SELECT record FROM ${t} WHERE ${where} ORDER BY id LIMIT ${limit}`
+      return query.pipe(Effect.mapError(database(`cannot read ${table}`)), Effect.flatMap(decodeRows))
+    }
+
+    const list = (listOptions: ListOptions = {}): Effect.Effect<Page, TrustStoreFailure> => {
+      const limit = Math.max(1, Math.floor(listOptions.limit ?? DEFAULT_PAGE))
+      return Effect.map(select(listOptions.receiverId, listOptions.after, limit + 1), (rows) => {
+        const records = rows.slice(0, limit)
+        return rows.length > limit ? { records, next: records[records.length - 1]!.id } : { records }
+      })
+    }
+
+    return makeStore({
+      getById,
+      create: (record, trustId) =>
+        Effect.gen(function*() {
+          const created = newRecord(record, trustId)
+          const row = yield* toRow(created)
+          yield* sql`INSERT INTO ${t} ${sql.insert(row)}`.pipe(
+            Effect.catchTag("SqlError", (error) =>
+              Effect.fail(
+                isUniqueViolation(error) ? new TrustRecordExists({ trustId: created.id }) : database(`cannot insert into ${table}`)(error)
+              ))
+          )
+          return created
+        }),
+      // Read-modify-write in one transaction, the row locked by SELECT ... FOR UPDATE: concurrent updates
+      // of a record queue up instead of overwriting each other.
+      update: (trustId, patch) =>
+        sql.withTransaction(
+          Effect.gen(function*() {
+            const rows = yield* sql<{ record: string }>`SELECT record FROM ${t} WHERE id = ${trustId} FOR UPDATE`
+            if (rows[0] === undefined) return yield* new TrustRecordNotFound({ trustId })
+            const updated = applyPatch(yield* decodeRow(rows[0]), patch)
+            const row = yield* toRow(updated)
+            yield* sql`UPDATE ${t} SET status = ${row.status}, updated_at = ${row.updated_at}, record = ${row.record} WHERE id = ${trustId}`
+            return updated
+          })
+        ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(database(`cannot update ${table}`)(error)))),
+      delete: (trustId) =>
+        sql`DELETE FROM ${t} WHERE id = ${trustId}`.pipe(Effect.asVoid, Effect.mapError(database(`cannot delete from ${table}`))),
+      getAll: (receiverId) => select(receiverId, undefined, undefined),
+      list
+    })
+  })
+
+/**
+ * The SQL store as a Layer over the `SqlClient` in context.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStoreFailure, SqlClient.SqlClient> =>
+  Layer.effect(TrustStore, make(options))
+
+/**
+ * A client layer's failure to connect, as the store's typed error (for the `Pg` and `Mysql` layers).
+ *
+ * @since 0.1.0
+ */
+export const connectionFailure = (database: string, error: unknown): TrustStoreFailure => {
+  const text = (e: unknown) => (e instanceof Error ? e.message : String(e))
+  const inner = error instanceof Error && error.cause !== undefined ? ` (${text(error.cause)})` : ""
+  return new TrustStoreFailure({ reason: "Database", message: `cannot connect to ${database}: ${text(error)}${inner}`, cause: error })
+}
