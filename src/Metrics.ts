@@ -1,0 +1,45 @@
+/**
+ * The server's metrics, as Effect Metric values. They are recorded into Effect's global registry;
+ * `MetricsHttp` renders them in the Prometheus text format.
+ *
+ * @since 0.1.0
+ */
+import { Metric, MetricBoundaries } from "effect"
+
+const latency = MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 })
+
+/** Connections currently open. @since 0.1.0 */
+export const connectionsOpen = Metric.gauge("btps_connections_open", { description: "TLS connections currently open" })
+
+/** Connections accepted since start. @since 0.1.0 */
+export const connectionsTotal = Metric.counter("btps_connections_total", {
+  description: "TLS connections accepted",
+  incremental: true
+})
+
+/** Lines answered, tagged `kind` (artifact type) and `outcome` (`ok` or the error tag). @since 0.1.0 */
+export const artifactsTotal = Metric.counter("btps_artifacts_total", {
+  description: "Artifacts answered, by kind and outcome",
+  incremental: true
+})
+
+/** Duration of each pipeline step, tagged `step`. @since 0.1.0 */
+export const stepDuration = Metric.histogram("btps_step_duration_seconds", latency, "Pipeline step duration")
+
+/** Duration of trust store operations, tagged `operation`. @since 0.1.0 */
+export const trustStoreDuration = Metric.histogram("btps_trust_store_duration_seconds", latency, "Trust store call duration")
+
+/** Duration of DNS lookups (cache misses), tagged `record` (`key` or `host`). @since 0.1.0 */
+export const dnsDuration = Metric.histogram("btps_dns_duration_seconds", latency, "DNS lookup duration")
+
+/** Webhook deliveries, tagged `outcome` (`ok`, `retry`, `failed`). @since 0.1.0 */
+export const webhookTotal = Metric.counter("btps_webhook_requests_total", {
+  description: "Webhook delivery attempts by outcome",
+  incremental: true
+})
+
+/** Requests refused by rate limiting, tagged `scope` (`address` or `identity`). @since 0.1.0 */
+export const rateLimitedTotal = Metric.counter("btps_rate_limited_total", {
+  description: "Requests refused by the rate limiter",
+  incremental: true
+})
