@@ -58,6 +58,13 @@ interface Snapshot {
 
 const DecodeRecords = Schema.Array(TrustRecord)
 
+/** A record about to be written must decode again on the next load, or the file would become corrupt. */
+const checkRecord = (record: TrustRecord): Either.Either<TrustRecord, TrustStoreFailure> =>
+  Either.mapLeft(
+    Schema.validateEither(TrustRecord)(record, { onExcessProperty: "preserve" }),
+    (cause) => new TrustStoreFailure({ reason: "InvalidRecord", message: `invalid trust record: ${cause.message}`, cause })
+  )
+
 const errorCode = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : undefined
 
@@ -256,24 +263,28 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
       try: () => fs.mkdir(path.dirname(file), { recursive: true }),
       catch: ioFailure(`cannot create the directory of ${file}`)
     })
-    // Create the file if missing; a corrupt file fails here, at start.
-    yield* transact((s) => Either.right([undefined, s.stamp === undefined ? [] : undefined] as const))
+    // A corrupt file fails here, at start; a missing one is created (under the lock, checked again there).
+    const initial = yield* current
+    if (initial.stamp === undefined) {
+      yield* transact((s) => Either.right([undefined, s.stamp === undefined ? [] : undefined] as const))
+    }
 
     return makeStore({
       getById: (trustId) => Effect.map(current, (s) => Option.fromNullable(s.byId.get(trustId))),
       create: (record, trustId) =>
-        transact((s) => {
+        transact<TrustRecord, TrustRecordExists | TrustStoreFailure>((s) => {
           const created = newRecord(record, trustId)
-          return s.byId.has(created.id)
-            ? Either.left(new TrustRecordExists({ trustId: created.id }))
-            : Either.right([created, [...s.records, created]] as const)
+          if (s.byId.has(created.id)) return Either.left(new TrustRecordExists({ trustId: created.id }))
+          return Either.map(checkRecord(created), (ok) => [ok, [...s.records, ok]] as const)
         }),
       update: (trustId, patch) =>
-        transact((s) => {
+        transact<TrustRecord, TrustRecordNotFound | TrustStoreFailure>((s) => {
           const existing = s.byId.get(trustId)
           if (existing === undefined) return Either.left(new TrustRecordNotFound({ trustId }))
-          const updated = applyPatch(existing, patch)
-          return Either.right([updated, s.records.map((r) => (r.id === trustId ? updated : r))] as const)
+          return Either.map(
+            checkRecord(applyPatch(existing, patch)),
+            (updated) => [updated, s.records.map((r) => (r.id === trustId ? updated : r))] as const
+          )
         }),
       delete: (trustId) =>
         transact((s) =>

@@ -1,0 +1,70 @@
+/** Running TypeScript programs of this repository as child processes (`node --import tsx`). */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
+
+export interface Running {
+  readonly child: ChildProcess
+  /** stdout lines so far. */
+  readonly lines: Array<string>
+  readonly stderr: () => string
+  /** Resolves when at least `n` lines were printed (rejects if the child exits first). */
+  readonly waitForLines: (n: number) => Promise<void>
+  /** Exit code (null when killed by a signal) and signal. */
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+/** Start `node --import tsx <script> ...args` in the repository root. */
+export const runTsx = (script: string, args: ReadonlyArray<string> = [], env: NodeJS.ProcessEnv = {}): Running => {
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const lines: Array<string> = []
+  let partial = ""
+  let errText = ""
+  let closed: string | undefined
+  const waiters: Array<{ n: number; resolve: () => void; reject: (e: Error) => void }> = []
+  const wake = () => {
+    for (const w of waiters.splice(0)) {
+      if (lines.length >= w.n) w.resolve()
+      else waiters.push(w)
+    }
+  }
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    const parts = (partial + chunk).split("\n")
+    partial = parts.pop() ?? ""
+    lines.push(...parts)
+    wake()
+  })
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    errText += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on("close", (code, signal) => {
+      if (partial !== "") lines.push(partial)
+      partial = ""
+      closed = `child exited (${code ?? signal}) after ${lines.length} lines; stderr:\n${errText}`
+      wake()
+      for (const w of waiters.splice(0)) {
+        w.reject(new Error(closed))
+      }
+      resolve({ code, signal })
+    })
+  })
+  return {
+    child,
+    lines,
+    stderr: () => errText,
+    exited,
+    waitForLines: (n) =>
+      new Promise<void>((resolve, reject) => {
+        if (lines.length >= n) return resolve()
+        if (closed !== undefined) return reject(new Error(closed))
+        waiters.push({ n, resolve, reject })
+      })
+  }
+}
