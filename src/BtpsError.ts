@@ -238,6 +238,14 @@ export class SocketClosed extends define("SocketClosed", "BTP_ERROR_SOCKET_CLOSE
 /** The artifact was verified but could not be handed to the application (ours). */
 export class DeliveryFailed extends define("DeliveryFailed", "BTP_ERROR_DELIVERY", 503, "BTPS artifact delivery failed") {}
 
+/** A dependency (trust store, DNS) failed transiently; the sender should retry later (ours). */
+export class ServiceUnavailable extends define(
+  "ServiceUnavailable",
+  "BTP_ERROR_UNAVAILABLE",
+  503,
+  "BTPS server is temporarily unavailable. Retry later"
+) {}
+
 /** Anything else, including defects; the message is generic unless given. */
 export class UnknownError extends define("UnknownError", "BTP_UNKNOWN_ERROR", 500, "Unknown error") {}
 
@@ -275,6 +283,7 @@ export type BtpsError =
   | ConnectionEnded
   | SocketClosed
   | DeliveryFailed
+  | ServiceUnavailable
   | UnknownError
 
 /** Every error class, by tag (for lookups from a wire name and for tests). */
@@ -307,6 +316,7 @@ export const classes = {
   ConnectionEnded,
   SocketClosed,
   DeliveryFailed,
+  ServiceUnavailable,
   UnknownError
 } as const
 

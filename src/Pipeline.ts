@@ -1,0 +1,241 @@
+/**
+ * The artifact pipeline: one wire line in, one response out.
+ *
+ * `line → parse → (control | identity lookup) → resolve sender key → verify signature → verify trust →
+ * deliver → response`. Each step fails with a tagged {@link BtpsError}; {@link make} maps every failure
+ * to exactly one error response in one place. Middleware runs before and after each step and may
+ * answer instead. Nothing here knows about sockets.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Context, Duration, Effect, Layer, Metric, Option } from "effect"
+import * as Artifact from "./Artifact.js"
+import * as BtpsError from "./BtpsError.js"
+import * as Crypto from "./Crypto.js"
+import { Delivery } from "./Delivery.js"
+import { IdentityStore } from "./IdentityStore.js"
+import { KeyResolver } from "./KeyResolver.js"
+import * as Metrics from "./Metrics.js"
+import * as Middleware from "./Middleware.js"
+import * as Trust from "./Trust.js"
+import { TrustStore } from "./TrustStore.js"
+
+/**
+ * The answer to one line, and whether the connection must close after it.
+ *
+ * @since 0.1.0
+ */
+export interface Outcome {
+  readonly response: Artifact.Response
+  readonly close: boolean
+}
+
+/** Where a line came from. @since 0.1.0 */
+export interface LineInfo {
+  readonly remoteAddress: string
+  /** 1-based position of the line on its connection. */
+  readonly lineNumber: number
+}
+
+/** @since 0.1.0 */
+export interface PipelineOptions {
+  /** Maximum nesting of a JSON artifact (default 64). */
+  readonly maxDepth?: number
+  /** Give up on one artifact after this long (default 30 s): answers `Timeout`. */
+  readonly artifactTimeout?: Duration.DurationInput
+}
+
+/** @since 0.1.0 */
+export interface PipelineShape {
+  /** Process one line. Never fails: every failure is an error response. */
+  readonly process: (line: string, info: LineInfo) => Effect.Effect<Outcome>
+}
+
+/** @since 0.1.0 */
+export class Pipeline extends Context.Tag("btps/Pipeline")<Pipeline, PipelineShape>() {}
+
+/** A middleware answered: carried in the error channel to leave the remaining steps. */
+class Answered {
+  readonly _tag = "Answered"
+  constructor(readonly response: Artifact.Response, readonly close: boolean) {}
+}
+
+const kindOf = (decoded: Artifact.Decoded | undefined): string =>
+  decoded === undefined ? "invalid" : decoded.kind === "transporter" ? decoded.artifact.type : decoded.kind
+
+/**
+ * Build the pipeline from the services it uses. Middleware (`Middlewares`) and an `IdentityStore`
+ * are optional.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: PipelineOptions = {}
+): Effect.Effect<PipelineShape, never, KeyResolver | TrustStore | Delivery> =>
+  Effect.gen(function*() {
+    const keys = yield* KeyResolver
+    const trust = yield* TrustStore
+    const delivery = yield* Delivery
+    const chain = Option.getOrElse(yield* Effect.serviceOption(Middleware.Middlewares), () => Middleware.empty)
+    const identities = yield* Effect.serviceOption(IdentityStore)
+    const timeout = Duration.decode(options.artifactTimeout ?? "30 seconds")
+    const decodeOptions = options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }
+
+    /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
+    const gate = (phase: Middleware.Phase, step: Middleware.Step, ctx: Middleware.RequestContext) => {
+      const group = chain.at(phase, step)
+      if (group.length === 0) return Effect.void
+      return Effect.flatMap(Middleware.run(group, ctx), (decision) =>
+        decision._tag === "Respond" ? Effect.fail(new Answered(decision.response, decision.close)) : Effect.void)
+    }
+
+    /** One step: its middleware around its body, timed and traced. */
+    const step = <E>(
+      name: Middleware.Step,
+      ctx: Middleware.RequestContext,
+      body: Effect.Effect<Middleware.RequestContext, E>
+    ): Effect.Effect<Middleware.RequestContext, E | BtpsError.BtpsError | Answered> =>
+      gate("before", name, ctx).pipe(
+        Effect.zipRight(
+          body.pipe(
+            Metric.trackDurationWith(Metrics.stepDuration.pipe(Metric.tagged("step", name)), Duration.toSeconds),
+            Effect.withSpan(`btps.pipeline.${name}`)
+          )
+        ),
+        Effect.tap((next) => gate("after", name, next))
+      )
+
+    const trustCall = <A>(operation: string, effect: Effect.Effect<A, unknown>) =>
+      effect.pipe(
+        Metric.trackDurationWith(Metrics.trustStoreDuration.pipe(Metric.tagged("operation", operation)), Duration.toSeconds),
+        Effect.mapError((cause) => new BtpsError.ServiceUnavailable({ detail: `trust store ${operation} failed`, cause }))
+      )
+
+    const transporter = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded & { readonly kind: "transporter" }) =>
+      Effect.gen(function*() {
+        const a = decoded.artifact
+        const verified = yield* step(
+          "signatureVerification",
+          ctx,
+          Effect.flatMap(keys.resolvePublicKey(a.from, a.selector), (senderKey) =>
+            Effect.as(Crypto.verify(decoded.raw, senderKey), { ...ctx, senderKey }))
+        )
+        const trusted = yield* step(
+          "trustVerification",
+          verified,
+          Effect.flatMap(trustCall("getById", trust.getById(Trust.recordIdFor(a))), (record) => {
+            const found = Option.getOrUndefined(record)
+            return Effect.as(Trust.admit(a, found, new Date()), found === undefined ? verified : { ...verified, trustRecord: found })
+          })
+        )
+        yield* step(
+          "onArtifact",
+          trusted,
+          Effect.as(
+            delivery.deliver({
+              artifact: a,
+              raw: decoded.raw,
+              remoteAddress: ctx.remoteAddress,
+              receivedAt: ctx.receivedAt,
+              senderKey: trusted.senderKey!,
+              ...(trusted.trustRecord === undefined ? {} : { trustRecord: trusted.trustRecord })
+            }),
+            trusted
+          )
+        )
+        return { response: Artifact.success({ reqId: a.id }), close: false }
+      })
+
+    const lookup = (a: Artifact.IdentityLookupArtifact) =>
+      Effect.gen(function*() {
+        if (Option.isNone(identities)) return yield* new BtpsError.IdentityNotFound({ detail: "no identity store" })
+        const found = yield* identities.value.getKey(a.identity, a.identitySelector)
+        if (Option.isNone(found)) return yield* new BtpsError.IdentityNotFound({ detail: a.identity })
+        const key = found.value
+        const document = { selector: key.selector, publicKey: key.publicKeyBase64, keyType: key.keyType, version: Artifact.PROTOCOL_VERSION }
+        return { response: Artifact.success({ reqId: a.id, data: { selector: key.selector, document } }), close: false }
+      })
+
+    const route = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded) => {
+      switch (decoded.kind) {
+        case "control":
+          return Effect.succeed(
+            decoded.artifact.action === "QUIT"
+              ? { response: Artifact.success({ reqId: decoded.artifact.id, message: "bye" }), close: true }
+              : { response: Artifact.success({ reqId: decoded.artifact.id, message: "pong" }), close: false }
+          )
+        case "identityLookup":
+          return lookup(decoded.artifact)
+        case "agent":
+          return Effect.fail(new BtpsError.InvalidAction({ detail: "agent artifacts are not served by this server" }))
+        case "transporter":
+          return transporter(ctx, decoded)
+      }
+    }
+
+    /** The one place where failures become responses (after `onError` middleware had its say). */
+    const answerError = (ctx: Middleware.RequestContext, error: BtpsError.BtpsError): Effect.Effect<Outcome> => {
+      const withError: Middleware.RequestContext = { ...ctx, error }
+      const fallback: Outcome = { response: BtpsError.toResponse(error, { reqId: ctx.reqId }), close: false }
+      const hooks = gate("before", "onError", withError).pipe(Effect.zipRight(gate("after", "onError", withError)))
+      return hooks.pipe(
+        Effect.as(fallback),
+        Effect.catchAll((e) =>
+          e instanceof Answered
+            ? Effect.succeed({ response: e.response, close: e.close })
+            : Effect.as(Effect.logWarning("onError middleware failed", e), fallback)
+        )
+      )
+    }
+
+    const process = (line: string, info: LineInfo): Effect.Effect<Outcome> => {
+      let ctx: Middleware.RequestContext = {
+        remoteAddress: info.remoteAddress,
+        receivedAt: new Date(),
+        line,
+        lineNumber: info.lineNumber,
+        state: new Map()
+      }
+      const program = Effect.gen(function*() {
+        ctx = yield* step(
+          "parsing",
+          ctx,
+          Effect.map(Artifact.decodeLine(line, decodeOptions), (decoded) => ({ ...ctx, decoded, reqId: decoded.artifact.id }))
+        )
+        return yield* route(ctx, ctx.decoded!)
+      })
+      return program.pipe(
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => new BtpsError.Timeout({ detail: "artifact processing timed out" }) }),
+        Effect.catchAll((e): Effect.Effect<Outcome> =>
+          e instanceof Answered ? Effect.succeed({ response: e.response, close: e.close }) : answerError(ctx, e)
+        ),
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.logError("defect while processing an artifact", cause).pipe(
+              Effect.zipRight(answerError(ctx, new BtpsError.UnknownError({ detail: Cause.pretty(cause) })))
+            )
+        ),
+        Effect.tap((outcome) => {
+          const failed = !outcome.response.status.ok
+          const outcomeTag = failed ? (ctx.error?._tag ?? "error") : "ok"
+          return Metric.update(
+            Metrics.artifactsTotal.pipe(Metric.tagged("kind", kindOf(ctx.decoded)), Metric.tagged("outcome", outcomeTag)),
+            1
+          )
+        }),
+        Effect.annotateLogs({ reqId: ctx.reqId ?? "", remoteAddress: info.remoteAddress }),
+        Effect.withSpan("btps.pipeline", { attributes: { line: info.lineNumber } })
+      )
+    }
+
+    return { process }
+  })
+
+/**
+ * The pipeline as a Layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: PipelineOptions = {}): Layer.Layer<Pipeline, never, KeyResolver | TrustStore | Delivery> =>
+  Layer.effect(Pipeline, make(options))

@@ -1,0 +1,323 @@
+/**
+ * The BTPS server: a TLS listener as a scoped resource. Acquiring the layer starts listening; closing
+ * its scope stops accepting, lets in-flight artifacts finish within a grace period, then closes every
+ * connection.
+ *
+ * Per connection: newline framing with a maximum line size, an idle timeout, pipelined lines processed
+ * concurrently (bounded) and answered in request order, each with its own `reqId`.
+ *
+ * @since 0.1.0
+ */
+import * as tls from "node:tls"
+import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Redacted, Schema, Stream } from "effect"
+import * as Artifact from "./Artifact.js"
+import * as BtpsError from "./BtpsError.js"
+import type { Delivery } from "./Delivery.js"
+import { type Frame, LineFramer } from "./internal/lineFramer.js"
+import type { KeyResolver } from "./KeyResolver.js"
+import * as Metrics from "./Metrics.js"
+import * as Pipeline from "./Pipeline.js"
+import type { TrustStore } from "./TrustStore.js"
+
+// --- options ---------------------------------------------------------------------------------------
+
+/** TLS settings (node `tls.createServer` options); TLS 1.2 is the minimum. @since 0.1.0 */
+export const TlsOptions = Schema.Struct({
+  cert: Schema.String,
+  key: Schema.String,
+  ca: Schema.optional(Schema.String),
+  passphrase: Schema.optional(Schema.Redacted(Schema.String)),
+  minVersion: Schema.optionalWith(Schema.Literal("TLSv1.2", "TLSv1.3"), { default: () => "TLSv1.2" as const }),
+  ciphers: Schema.optional(Schema.String),
+  /** Ask clients for certificates (mutual TLS); off by default. */
+  requestCert: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/**
+ * Server options. Names follow the existing SDK where it had them (`port`, `connectionTimeoutMs`).
+ *
+ * @since 0.1.0
+ */
+export const ServerOptions = Schema.Struct({
+  /** Interface to listen on (default all interfaces). */
+  host: Schema.optionalWith(Schema.String, { default: () => "0.0.0.0" }),
+  /** TCP port (default 3443); 0 picks a free port, readable from `BtpsServer.address`. */
+  port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)), { default: () => 3443 }),
+  tls: TlsOptions,
+  /** Close connections idle this long (default 30 000). */
+  connectionTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 30_000 }),
+  /** Longest accepted line in bytes (default 5 MiB); longer lines are answered with an error and the connection closes. */
+  maxLineBytes: Schema.optionalWith(PositiveInt, { default: () => 5 * 1024 * 1024 }),
+  /** Most connections open at once (default 10 000); more are refused. */
+  maxConnections: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
+  /** Most artifacts processed at once per connection (default 16); more wait (backpressure). */
+  maxInFlight: Schema.optionalWith(PositiveInt, { default: () => 16 }),
+  /** On shutdown, how long in-flight artifacts may take to finish (default 10 000). */
+  shutdownGraceMs: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 10_000 }),
+  /** Give up on one artifact after this long (default 30 000). */
+  artifactTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 30_000 }),
+  /** Maximum nesting of a JSON artifact (default 64). */
+  maxJsonDepth: Schema.optionalWith(PositiveInt, { default: () => 64 })
+})
+
+/** Options as given (defaults optional). @since 0.1.0 */
+export type ServerOptionsInput = typeof ServerOptions.Encoded
+/** Options with defaults applied. @since 0.1.0 */
+export type ServerOptions = typeof ServerOptions.Type
+
+/**
+ * Read the options from configuration (environment by default): `BTPS_HOST`, `BTPS_PORT`,
+ * `BTPS_TLS_CERT` / `BTPS_TLS_KEY` (PEM text), `BTPS_CONNECTION_TIMEOUT_MS`, `BTPS_MAX_LINE_BYTES`,
+ * `BTPS_MAX_CONNECTIONS`, `BTPS_MAX_IN_FLIGHT`, `BTPS_SHUTDOWN_GRACE_MS`.
+ *
+ * @since 0.1.0
+ */
+export const optionsConfig: Config.Config<ServerOptionsInput> = Config.all({
+  host: Config.string("BTPS_HOST").pipe(Config.withDefault("0.0.0.0")),
+  port: Config.integer("BTPS_PORT").pipe(Config.withDefault(3443)),
+  tls: Config.all({ cert: Config.string("BTPS_TLS_CERT"), key: Config.string("BTPS_TLS_KEY") }),
+  connectionTimeoutMs: Config.integer("BTPS_CONNECTION_TIMEOUT_MS").pipe(Config.withDefault(30_000)),
+  maxLineBytes: Config.integer("BTPS_MAX_LINE_BYTES").pipe(Config.withDefault(5 * 1024 * 1024)),
+  maxConnections: Config.integer("BTPS_MAX_CONNECTIONS").pipe(Config.withDefault(10_000)),
+  maxInFlight: Config.integer("BTPS_MAX_IN_FLIGHT").pipe(Config.withDefault(16)),
+  shutdownGraceMs: Config.integer("BTPS_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+})
+
+// --- the service -----------------------------------------------------------------------------------
+
+/** The server could not start (bad options, bad certificate, port in use). @since 0.1.0 */
+export class ServerStartError extends Data.TaggedError("ServerStartError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** @since 0.1.0 */
+export interface BtpsServerShape {
+  /** The bound address (the real port when started on port 0). */
+  readonly address: { readonly host: string; readonly port: number }
+  /** Connections currently open. */
+  readonly connections: Effect.Effect<number>
+  readonly options: ServerOptions
+}
+
+/**
+ * A running BTPS server.
+ *
+ * @since 0.1.0
+ */
+export class BtpsServer extends Context.Tag("btps/BtpsServer")<BtpsServer, BtpsServerShape>() {}
+
+// --- connections -----------------------------------------------------------------------------------
+
+/** An entry of a connection's response queue: a pending answer, or the end of input. */
+type Slot = { readonly _tag: "Answer"; readonly outcome: Deferred.Deferred<Pipeline.Outcome> } | { readonly _tag: "End" }
+const End: Slot = { _tag: "End" }
+
+const lineOf = (response: Artifact.Response): string => `${Artifact.encodeResponse(response)}\n`
+
+/** Write without waiting for the kernel unless the socket asks for backpressure. */
+const write = (socket: tls.TLSSocket, data: string): Effect.Effect<void, BtpsError.SocketClosed> =>
+  Effect.async<void, BtpsError.SocketClosed>((resume) => {
+    if (socket.destroyed || !socket.writable) return resume(Effect.fail(new BtpsError.SocketClosed()))
+    if (socket.write(data)) return resume(Effect.void)
+    const onDrain = () => {
+      socket.off("close", onClose)
+      resume(Effect.void)
+    }
+    const onClose = () => {
+      socket.off("drain", onDrain)
+      resume(Effect.fail(new BtpsError.SocketClosed()))
+    }
+    socket.once("drain", onDrain)
+    socket.once("close", onClose)
+    return Effect.sync(() => {
+      socket.off("drain", onDrain)
+      socket.off("close", onClose)
+    })
+  })
+
+const serveConnection = (
+  socket: tls.TLSSocket,
+  pipeline: Pipeline.PipelineShape,
+  options: ServerOptions,
+  draining: Deferred.Deferred<void>
+) =>
+  Effect.gen(function*() {
+    const remoteAddress = socket.remoteAddress ?? "unknown"
+    const slots = yield* Queue.bounded<Slot>(options.maxInFlight)
+    const work = yield* FiberSet.make<void>()
+    let inFlight = 0
+    const framer = new LineFramer(options.maxLineBytes)
+    let lineNumber = 0
+
+    // Idle: no bytes either way for connectionTimeoutMs, and nothing being processed.
+    const idle = yield* Deferred.make<void>()
+    socket.setTimeout(options.connectionTimeoutMs, () => {
+      // an artifact still being processed (e.g. a slow webhook) is not idleness
+      if (inFlight === 0) Deferred.unsafeDone(idle, Exit.void)
+    })
+
+    const answer = (outcome: Effect.Effect<Pipeline.Outcome>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const deferred = yield* Deferred.make<Pipeline.Outcome>()
+          yield* restore(Queue.offer(slots, { _tag: "Answer", outcome: deferred }))
+          // once queued, the answer is always produced (or the connection is torn down)
+          inFlight++
+          yield* FiberSet.run(
+            work,
+            Effect.intoDeferred(outcome, deferred).pipe(Effect.ensuring(Effect.sync(() => inFlight--)), Effect.asVoid)
+          )
+        })
+      )
+
+    const onFrame = (frame: Frame): Effect.Effect<void, "stop"> => {
+      if (frame._tag === "TooLong") {
+        const error = new BtpsError.LineTooLong({ limit: options.maxLineBytes })
+        return answer(Effect.succeed({ response: BtpsError.toResponse(error), close: true })).pipe(Effect.zipRight(Effect.fail("stop" as const)))
+      }
+      if (frame.line.trim().length === 0) return Effect.void
+      lineNumber++
+      return answer(pipeline.process(frame.line, { remoteAddress, lineNumber }))
+    }
+
+    const reader = Stream.fromAsyncIterable(socket as AsyncIterable<Buffer>, () => "stop" as const).pipe(
+      Stream.mapConcat((chunk) => framer.push(chunk)),
+      Stream.runForEach(onFrame),
+      Effect.ignore,
+      // stop taking new lines when the server drains or the connection idles out
+      Effect.raceFirst(Deferred.await(draining)),
+      Effect.raceFirst(
+        Deferred.await(idle).pipe(
+          Effect.zipRight(answer(Effect.succeed({ response: BtpsError.toResponse(new BtpsError.SocketTimeout()), close: true })))
+        )
+      ),
+      Effect.ensuring(Queue.offer(slots, End))
+    )
+
+    const writer = Effect.gen(function*() {
+      while (true) {
+        const slot = yield* Queue.take(slots)
+        if (slot._tag === "End") return
+        const outcome = yield* Deferred.await(slot.outcome)
+        yield* write(socket, lineOf(outcome.response))
+        if (outcome.close) return
+      }
+    })
+
+    const readerFiber = yield* Effect.fork(reader)
+    yield* Effect.exit(writer)
+    yield* Fiber.interrupt(readerFiber)
+    // all answers written: end our side and let the client close
+    yield* Effect.async<void>((resume) => {
+      if (socket.destroyed) return resume(Effect.void)
+      socket.end(() => resume(Effect.void))
+    }).pipe(Effect.timeout("1 second"), Effect.ignore)
+  }).pipe(
+    Effect.scoped,
+    Effect.ensuring(Effect.sync(() => socket.destroy())),
+    Effect.annotateLogs({ remoteAddress: socket.remoteAddress ?? "unknown" })
+  )
+
+// --- the listener ----------------------------------------------------------------------------------
+
+const listen = (server: tls.Server, host: string, port: number) =>
+  Effect.async<{ host: string; port: number }, ServerStartError>((resume) => {
+    const onError = (cause: Error) => resume(Effect.fail(new ServerStartError({ message: `cannot listen on ${host}:${port}: ${cause.message}`, cause })))
+    server.once("error", onError)
+    server.listen(port, host, () => {
+      server.off("error", onError)
+      const address = server.address()
+      resume(Effect.succeed(typeof address === "object" && address !== null ? { host: address.address, port: address.port } : { host, port }))
+    })
+  })
+
+const close = (server: tls.Server) =>
+  Effect.async<void>((resume) => {
+    server.close(() => resume(Effect.void))
+  })
+
+/**
+ * Start a server in the current scope.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  input: ServerOptionsInput
+): Effect.Effect<BtpsServerShape, ServerStartError, KeyResolver | TrustStore | Delivery | import("effect/Scope").Scope> =>
+  Effect.gen(function*() {
+    const options = yield* Schema.decodeUnknown(ServerOptions)(input).pipe(
+      Effect.mapError((e) => new ServerStartError({ message: `invalid server options: ${e.message}`, cause: e }))
+    )
+    const pipeline = yield* Pipeline.make({ maxDepth: options.maxJsonDepth, artifactTimeout: Duration.millis(options.artifactTimeoutMs) })
+    const server = yield* Effect.try({
+      try: () =>
+        tls.createServer({
+          cert: options.tls.cert,
+          key: options.tls.key,
+          ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }),
+          ...(options.tls.passphrase === undefined ? {} : { passphrase: Redacted.value(options.tls.passphrase) }),
+          ...(options.tls.ciphers === undefined ? {} : { ciphers: options.tls.ciphers }),
+          minVersion: options.tls.minVersion,
+          requestCert: options.tls.requestCert,
+          rejectUnauthorized: options.tls.requestCert,
+          // keep our side open after the client half-closes, to answer what it already sent
+          allowHalfOpen: true
+        }),
+      catch: (cause) => new ServerStartError({ message: `invalid TLS configuration: ${String(cause)}`, cause })
+    })
+    server.maxConnections = options.maxConnections
+
+    const draining = yield* Deferred.make<void>()
+    const connections = yield* FiberSet.make<void>()
+    const runConnection = yield* FiberSet.runtime(connections)<never>()
+
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      socket.setNoDelay(true)
+      // errors surface through the read stream and writes; never let one crash the process
+      socket.on("error", () => {})
+      runConnection(
+        Effect.gen(function*() {
+          yield* Metric.update(Metrics.connectionsTotal, 1)
+          yield* Metric.increment(Metrics.connectionsOpen)
+          yield* serveConnection(socket, pipeline, options, draining)
+        }).pipe(Effect.ensuring(Metric.incrementBy(Metrics.connectionsOpen, -1)))
+      )
+    })
+    server.on("tlsClientError", (error) => {
+      runConnection(Effect.logDebug("TLS handshake failed", error.message))
+    })
+
+    const address = yield* Effect.acquireRelease(listen(server, options.host, options.port), () =>
+      Effect.gen(function*() {
+        const closed = yield* Effect.fork(close(server))
+        yield* Deferred.succeed(draining, undefined)
+        const pending = yield* FiberSet.awaitEmpty(connections).pipe(Effect.timeout(Duration.millis(options.shutdownGraceMs)), Effect.exit)
+        if (Exit.isFailure(pending)) yield* Effect.logWarning("shutdown grace period over: closing remaining connections")
+        yield* FiberSet.clear(connections)
+        yield* Fiber.join(closed)
+      }))
+
+    yield* Effect.logInfo(`BTPS server listening on ${address.host}:${address.port}`)
+    return { address, connections: FiberSet.size(connections), options }
+  })
+
+/**
+ * The server as a Layer: started when the layer is built, drained and stopped when its scope closes.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: ServerOptionsInput): Layer.Layer<BtpsServer, ServerStartError, KeyResolver | TrustStore | Delivery> =>
+  Layer.scoped(BtpsServer, make(options))
+
+/**
+ * The server as a Layer with options read from configuration ({@link optionsConfig}).
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  config: Config.Config<ServerOptionsInput> = optionsConfig
+): Layer.Layer<BtpsServer, ServerStartError | import("effect/ConfigError").ConfigError, KeyResolver | TrustStore | Delivery> =>
+  Layer.scoped(BtpsServer, Effect.flatMap(config, make))
