@@ -15,6 +15,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Either, Effect, Layer, Option, ParseResult, Ref, Schema } from "effect"
 import { FileLockError, withFileLock } from "../internal/fileLock.js"
+import { checkRecord } from "../internal/storedRecord.js"
 import { TrustRecord } from "../Trust.js"
 import {
   applyPatch,
@@ -57,13 +58,6 @@ interface Snapshot {
 }
 
 const DecodeRecords = Schema.Array(TrustRecord)
-
-/** A record about to be written must decode again on the next load, or the file would become corrupt. */
-const checkRecord = (record: TrustRecord): Either.Either<TrustRecord, TrustStoreFailure> =>
-  Either.mapLeft(
-    Schema.validateEither(TrustRecord)(record, { onExcessProperty: "preserve" }),
-    (cause) => new TrustStoreFailure({ reason: "InvalidRecord", message: `invalid trust record: ${cause.message}`, cause })
-  )
 
 const errorCode = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : undefined

@@ -16,6 +16,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect, Either, Layer, Option, Schedule, Schema } from "effect"
+import { checkRecord } from "../internal/storedRecord.js"
 import { TrustRecord } from "../Trust.js"
 import {
   applyPatch,
@@ -120,8 +121,6 @@ const isUniqueViolation = (error: SqlError): boolean => {
   return code === "23505" || code === "ER_DUP_ENTRY" || errno === 1062
 }
 
-const validate = Schema.validateEither(TrustRecord)
-
 /**
  * A store over the `SqlClient` in context. Creates or migrates the table first (with @effect/sql's
  * Migrator); fails with `InvalidConfig` for a bad `entityName`, `Database` when the database refuses.
@@ -162,7 +161,7 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
       )
     const decodeRows = (rows: ReadonlyArray<{ readonly record: string }>) => Effect.forEach(rows, decodeRow)
 
-    /** The record checked for what the table can hold, and its row. */
+    /** The record checked for what the table can hold (as it will read back), and its row. */
     const toRow = (record: TrustRecord) =>
       Effect.gen(function*() {
         if (record.id.length === 0 || record.id.length > MAX_ID_LENGTH) {
@@ -171,16 +170,16 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
             message: `trust record id must be 1 to ${MAX_ID_LENGTH} characters`
           })
         }
-        yield* Effect.mapError(validate(record, { onExcessProperty: "preserve" }), (cause) =>
-          new TrustStoreFailure({ reason: "InvalidRecord", message: `invalid trust record: ${cause.message}`, cause }))
-        return {
-          id: record.id,
-          sender_id: record.senderId.toLowerCase(),
-          receiver_id: record.receiverId.toLowerCase(),
-          status: record.status,
-          updated_at: record.updatedAt ?? null,
-          record: JSON.stringify(record)
+        const checked = yield* checkRecord(record)
+        const row = {
+          id: checked.id,
+          sender_id: checked.senderId.toLowerCase(),
+          receiver_id: checked.receiverId.toLowerCase(),
+          status: checked.status,
+          updated_at: checked.updatedAt ?? null,
+          record: JSON.stringify(checked)
         }
+        return { checked, row }
       })
 
     const getById = (trustId: string) =>
@@ -212,15 +211,14 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
       getById,
       create: (record, trustId) =>
         Effect.gen(function*() {
-          const created = newRecord(record, trustId)
-          const row = yield* toRow(created)
+          const { checked, row } = yield* toRow(newRecord(record, trustId))
           yield* sql`INSERT INTO ${t} ${sql.insert(row)}`.pipe(
             Effect.catchTag("SqlError", (error) =>
               Effect.fail(
-                isUniqueViolation(error) ? new TrustRecordExists({ trustId: created.id }) : database(`cannot insert into ${table}`)(error)
+                isUniqueViolation(error) ? new TrustRecordExists({ trustId: row.id }) : database(`cannot insert into ${table}`)(error)
               ))
           )
-          return created
+          return checked
         }),
       // Read-modify-write in one transaction, the row locked by SELECT ... FOR UPDATE: concurrent updates
       // of a record queue up instead of overwriting each other.
@@ -229,10 +227,9 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
           Effect.gen(function*() {
             const rows = yield* sql<{ record: string }>`SELECT record FROM ${t} WHERE id = ${trustId} FOR UPDATE`
             if (rows[0] === undefined) return yield* new TrustRecordNotFound({ trustId })
-            const updated = applyPatch(yield* decodeRow(rows[0]), patch)
-            const row = yield* toRow(updated)
+            const { checked, row } = yield* toRow(applyPatch(yield* decodeRow(rows[0]), patch))
             yield* sql`UPDATE ${t} SET status = ${row.status}, updated_at = ${row.updated_at}, record = ${row.record} WHERE id = ${trustId}`
-            return updated
+            return checked
           })
         ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(database(`cannot update ${table}`)(error)))),
       delete: (trustId) =>
