@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as tls from "node:tls"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Redacted, Schema, Stream } from "effect"
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
@@ -183,7 +184,8 @@ const serveConnection = (
       return answer(pipeline.process(frame.line, { remoteAddress, lineNumber }))
     }
 
-    const reader = Stream.fromAsyncIterable(socket as AsyncIterable<Buffer>, () => "stop" as const).pipe(
+    // closeOnDone false: the socket outlives the reader, so answers already queued can still be written
+    const reader = NodeStream.fromReadable<"stop", Uint8Array>(() => socket, () => "stop", { closeOnDone: false }).pipe(
       Stream.mapConcat((chunk) => framer.push(chunk)),
       Stream.runForEach(onFrame),
       Effect.ignore,
