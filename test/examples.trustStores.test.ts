@@ -1,0 +1,50 @@
+import { MysqlClient } from "@effect/sql-mysql2"
+import { PgClient } from "@effect/sql-pg"
+import { describe, expect, it } from "@effect/vitest"
+import { Redacted } from "effect"
+import * as MysqlTrustStore from "../src/TrustStore/Mysql.js"
+import * as PgTrustStore from "../src/TrustStore/Pg.js"
+import { runTsx } from "./support/childProcess.js"
+import { unreachable } from "./support/sqlTrustStoreSuite.js"
+
+const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
+const mysqlUrl = process.env.BTPS_TEST_MYSQL_URL ?? MysqlTrustStore.DEFAULT_URL
+
+const examples = [
+  {
+    script: "examples/postgres-trust-store.ts",
+    env: { BTPS_PG_URL: pgUrl },
+    banner: /^PostgreSQL at \S+, table example_trust_\w+$/,
+    problem: await unreachable(PgClient.layer({ url: Redacted.make(pgUrl) }))
+  },
+  {
+    script: "examples/mysql-trust-store.ts",
+    env: { BTPS_MYSQL_URL: mysqlUrl },
+    banner: /^MySQL at \S+, table example_trust_\w+$/,
+    problem: await unreachable(MysqlClient.layer({ url: Redacted.make(mysqlUrl) }))
+  }
+]
+
+describe("trust store examples", () => {
+  for (const example of examples) {
+    const skip = example.problem !== undefined && process.env.CI !== "true"
+    if (skip) console.warn(`${example.script}: database unreachable (${example.problem}); skipping`)
+    it.skipIf(skip)(`${example.script} runs and exits 0`, async () => {
+      const run = runTsx(example.script, [], example.env)
+      const { code } = await run.exited
+      expect(code, run.stderr()).toBe(0)
+      const [banner, ...rest] = run.lines.filter((l) => l !== "")
+      expect(banner).toMatch(example.banner)
+      const table = /table (example_trust_\w+)$/.exec(banner ?? "")?.[1]
+      expect(table).toBeDefined()
+      expect(rest).toEqual([
+        expect.stringMatching(/^created [0-9a-f]{64}: finance\$acme\.example -> billing\$vendor\.example \(pending\)$/),
+        "read back: pending",
+        "list: 1 record(s) toward billing$vendor.example",
+        "updated status: accepted",
+        "deleted; getById now: none",
+        `dropped table ${table}`
+      ])
+    }, 30_000)
+  }
+})
