@@ -278,7 +278,7 @@ export const txtData = (strings: ReadonlyArray<string>): Uint8Array => {
     p.copy(out, at + 1)
     at += 1 + p.length
   }
-  return out
+  return new Uint8Array(out)
 }
 
 /** The character-strings of TXT RDATA. */
@@ -415,6 +415,8 @@ export interface DnsServer {
   readonly setSilent: (silent: boolean) => void
   /** Queries received (UDP and TCP). */
   readonly queries: number
+  /** Queries received over UDP (one per lookup: node:dns sends no EDNS, so >512-byte answers also cost a TCP query). */
+  readonly udpQueries: number
   /** Queries received over TCP. */
   readonly tcpQueries: number
   /** Queries received for one name (case-insensitive). */
@@ -554,6 +556,9 @@ export const start = async (zone: Zone = {}, options: Options = {}): Promise<Dns
     setSilent: (value) => void (silent = value),
     get queries() {
       return queries
+    },
+    get udpQueries() {
+      return queries - tcpQueries
     },
     get tcpQueries() {
       return tcpQueries
