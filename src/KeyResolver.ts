@@ -144,6 +144,14 @@ const describe = (error: DnsLookupError): string => {
   }
 }
 
+/**
+ * Selectors and accounts come from the wire: refuse names DNS cannot carry (empty or >63-byte labels,
+ * >253 bytes, whitespace or control characters) without sending a query.
+ */
+const isQueryableName = (name: string): boolean =>
+  Buffer.byteLength(name, "utf8") <= 253 && !/[\s\u0000-\u001f\u007f]/.test(name) &&
+  name.split(".").every((label) => label.length > 0 && Buffer.byteLength(label, "utf8") <= 63)
+
 const isTransientFailure = (error: { readonly cause?: unknown }): boolean =>
   error.cause instanceof DnsLookupError && error.cause.isTransient
 
@@ -238,6 +246,9 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
         onLeft: () => Effect.fail(new PublicKeyNotFound({ detail: `not a BTPS identity: ${JSON.stringify(identity)}` })),
         onRight: (parsed) => {
           const name = Identity.keyRecordName(parsed, selector)
+          if (!isQueryableName(name)) {
+            return Effect.fail(new PublicKeyNotFound({ detail: `not a valid DNS name: ${JSON.stringify(name)}` }))
+          }
           return Effect.zipRight(Effect.annotateCurrentSpan("btps.dns.name", name), get(keys, name))
         }
       }).pipe(
@@ -249,6 +260,9 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
         onLeft: () => Effect.fail(new DnsRecordNotFound({ name: identity, detail: `not a BTPS identity: ${JSON.stringify(identity)}` })),
         onRight: (parsed) => {
           const name = Identity.hostRecordName(parsed.domain)
+          if (!isQueryableName(name)) {
+            return Effect.fail(new DnsRecordNotFound({ name, detail: `not a valid DNS name: ${JSON.stringify(name)}` }))
+          }
           return Effect.zipRight(Effect.annotateCurrentSpan("btps.dns.name", name), get(hosts, name))
         }
       }).pipe(Effect.withSpan("btps.dns.resolve", { attributes: { "btps.dns.record": "host", "btps.identity": identity } }))
@@ -316,12 +330,19 @@ export const nodeLookup = (options: ResolverOptions = {}): Effect.Effect<TxtLook
 export const layer = (options: LayerOptions = {}): Layer.Layer<KeyResolver> =>
   Layer.scoped(KeyResolver, Effect.flatMap(nodeLookup(options), (lookup) => make({ ...options, lookup })))
 
+/** Fails naming the variable (a plain `Config.validate` would report an empty path). */
+const atLeast = (name: string, min: number, what: string) => (n: number): Either.Either<number, ConfigError.ConfigError> =>
+  n >= min ? Either.right(n) : Either.left(ConfigError.InvalidData([name], `expected ${what} ≥ ${min}, got ${n}`))
+
 const seconds = (name: string, fallback: number): Config.Config<Duration.Duration> =>
   Config.number(name).pipe(
     Config.withDefault(fallback),
-    Config.validate({ message: "expected a number of seconds ≥ 0", validation: (n) => n >= 0 }),
+    Config.mapOrFail(atLeast(name, 0, "a number of seconds")),
     Config.map(Duration.seconds)
   )
+
+const count = (name: string, fallback: number): Config.Config<number> =>
+  Config.integer(name).pipe(Config.withDefault(fallback), Config.mapOrFail(atLeast(name, 1, "an integer")))
 
 /**
  * {@link LayerOptions} from the environment:
@@ -350,14 +371,8 @@ export const config: Config.Config<LayerOptions> = Config.all({
   negativeTtl: seconds("BTPS_DNS_NEGATIVE_TTL", 10),
   transientTtl: seconds("BTPS_DNS_TRANSIENT_TTL", 1),
   timeout: seconds("BTPS_DNS_TIMEOUT", 2),
-  tries: Config.integer("BTPS_DNS_TRIES").pipe(
-    Config.withDefault(DEFAULT_TRIES),
-    Config.validate({ message: "expected an integer ≥ 1", validation: (n) => n >= 1 })
-  ),
-  capacity: Config.integer("BTPS_DNS_CACHE_SIZE").pipe(
-    Config.withDefault(DEFAULT_CAPACITY),
-    Config.validate({ message: "expected an integer ≥ 1", validation: (n) => n >= 1 })
-  )
+  tries: count("BTPS_DNS_TRIES", DEFAULT_TRIES),
+  capacity: count("BTPS_DNS_CACHE_SIZE", DEFAULT_CAPACITY)
 })
 
 /**

@@ -332,6 +332,14 @@ describe("KeyResolver.layer against a local DNS server", () => {
       expect(junk).toMatch(/^btps1\._btps\.identity\.junk\.acme\.test: unparseable public key/)
       const invalidHost = yield* Effect.flip(resolver.resolveHost("nobody"))
       expect(invalidHost).toMatchObject({ _tag: "DnsRecordNotFound", name: "nobody" })
+      // selectors come from the wire: names DNS cannot carry are refused without a query
+      const before = server.queries
+      for (const selector of ["", "a b", "a..b", "x".repeat(64), "s".repeat(250), "tab\t"]) {
+        const [, detail] = yield* reason(trusted.identity, selector)
+        expect(detail).toMatch(/^not a valid DNS name: /)
+      }
+      expect((yield* Effect.flip(resolver.resolveHost(`x$${"d".repeat(64)}.test`))).detail).toMatch(/^not a valid DNS name/)
+      expect(server.queries).toBe(before)
     }))
 
   it.scoped("identities are case-insensitive: one record name, one query", () =>
@@ -515,7 +523,7 @@ describe("KeyResolver.layer against a local DNS server", () => {
       const negative = yield* Effect.exit(Effect.scoped(Layer.build(KeyResolver.layerConfig()).pipe(
         Effect.withConfigProvider(provider({ BTPS_DNS_TTL: "-1" }))
       )))
-      expect(Exit.isFailure(negative)).toBe(true)
+      expect(Exit.isFailure(negative) && String(negative.cause)).toContain("BTPS_DNS_TTL")
     }))
 
   const account = fc.stringMatching(/^[a-z0-9-]{1,12}$/)
