@@ -158,14 +158,17 @@ const writeDurably = (file: string, text: string): Effect.Effect<void, TrustStor
         await fs.rm(temp, { force: true })
         throw cause
       }
-      // The rename is durable only once the directory entry is; some platforms cannot fsync a directory.
-      const dirHandle = await fs.open(dir, "r")
+      // The rename is durable only once the directory entry is. Some platforms (Windows) cannot open or
+      // fsync a directory; there the rename is as durable as the platform makes it.
       try {
-        await dirHandle.sync().catch((cause: unknown) => {
-          if (!["EISDIR", "EINVAL", "EPERM", "ENOTSUP"].includes(errorCode(cause) ?? "")) throw cause
-        })
-      } finally {
-        await dirHandle.close()
+        const dirHandle = await fs.open(dir, "r")
+        try {
+          await dirHandle.sync()
+        } finally {
+          await dirHandle.close()
+        }
+      } catch (cause) {
+        if (!["EISDIR", "EINVAL", "EPERM", "ENOTSUP"].includes(errorCode(cause) ?? "")) throw cause
       }
     },
     catch: ioFailure(`cannot write ${file}`)

@@ -62,7 +62,9 @@ export const sqlTrustStoreSuite = async <E>(
 ): Promise<void> => {
   const problem = await unreachable(client)
   if (problem !== undefined) {
-    const message = `${name}: database unreachable at ${url} (${problem})`
+    const shown = new URL(url)
+    if (shown.password !== "") shown.password = "***"
+    const message = `${name}: database unreachable at ${shown.href} (${problem})`
     if (process.env.CI === "true") {
       vitestIt(`${name}: the database is reachable`, () => {
         throw new Error(message)
