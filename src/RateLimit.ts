@@ -167,6 +167,12 @@ interface Bucket {
   at: number
 }
 
+/**
+ * Milliseconds from the clock's nanosecond reading, which is monotonic in the live clock (the wall clock
+ * can jump back) and follows `TestClock` in tests.
+ */
+const millis = (clock: Clock.Clock): number => Number(clock.unsafeCurrentTimeNanos()) / 1e6
+
 /** Tokens in a bucket at `now`: refilled for the elapsed time, capped at the burst. */
 const level = (bucket: Bucket, limit: Limit, now: number): number =>
   Math.min(limit.burst, bucket.tokens + (Math.max(0, now - bucket.at) * limit.perSecond) / 1000)
@@ -186,30 +192,30 @@ export const makeUnscoped = (options: Options): RateLimiterService => {
       : Clock.clockWith((clock) =>
         Effect.sync(() => {
           // Read the clock and update the bucket in one synchronous step: no other fiber can interleave.
-          const now = clock.unsafeCurrentTimeMillis()
+          const now = millis(clock)
           const map = buckets[scope]
           const limit = limits[scope]
           const existing = map.get(key)
           const tokens = existing === undefined ? limit.burst : level(existing, limit, now)
           const admitted = tokens >= cost
           const left = admitted ? tokens - cost : tokens
-          if (existing !== undefined) {
-            // Re-insert to keep the map in least-recently-used order.
-            map.delete(key)
-          } else if (left >= limit.burst) {
-            return admitted // a full bucket is the same as no bucket: remember nothing
-          } else if (map.size >= options.maxKeys) {
+          // Deleted then re-inserted: the map's order stays least-recently-used first.
+          if (existing !== undefined) map.delete(key)
+          // A full bucket is the same as no bucket: remember nothing.
+          if (left >= limit.burst) return admitted
+          if (existing === undefined && map.size >= options.maxKeys) {
             const oldest = map.keys().next()
             if (oldest.done !== true) map.delete(oldest.value)
           }
-          map.set(key, { tokens: left, at: now })
+          // Never move `at` back: a refill already counted must not be counted twice.
+          map.set(key, { tokens: left, at: Math.max(now, existing?.at ?? now) })
           return admitted
         })
       )
 
   const sweep = Clock.clockWith((clock) =>
     Effect.sync(() => {
-      const now = clock.unsafeCurrentTimeMillis()
+      const now = millis(clock)
       let removed = 0
       for (const scope of ["address", "identity"] as const) {
         const limit = limits[scope]

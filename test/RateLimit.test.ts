@@ -91,6 +91,11 @@ describe("bounded memory", () => {
       // Refused requests for a never-seen key with an impossible cost leave nothing behind either.
       expect(yield* l.take("address", "huge", 11)).toBe(false)
       expect(yield* l.size("address")).toBe(0)
+      // Nor does a refill: a remembered bucket that is full again is dropped on its next use.
+      expect(yield* l.take("address", "again", 5)).toBe(true)
+      yield* TestClock.adjust("1 second")
+      expect(yield* l.take("address", "again", 11)).toBe(false)
+      expect(yield* l.size("address")).toBe(0)
     }))
 
   it.scoped("the layer sweeps every cleanupIntervalMillis", () =>
