@@ -580,11 +580,14 @@ export const layer = (path: string, options: LoadOptions = {}): Layer.Layer<Midd
   )
 
 /**
- * The existing default: `./btps.middleware.mjs` in the working directory when it exists, else no middleware.
+ * The existing default with options: `./btps.middleware.mjs` in the working directory when it exists
+ * (checked when the layer is built), else no middleware.
  *
  * @since 0.1.0
  */
-export const layerDefault = (options: LoadOptions = {}): Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> =>
+export const layerDefaultWith = (
+  options: LoadOptions = {}
+): Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> =>
   Layer.unwrapEffect(
     Effect.sync((): Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> =>
       NodeFs.existsSync(NodePath.resolve(DEFAULT_PATH))
@@ -592,3 +595,11 @@ export const layerDefault = (options: LoadOptions = {}): Layer.Layer<Middleware.
         : Layer.succeed(Middleware.Middlewares, Middleware.empty)
     )
   )
+
+/**
+ * The existing default `middlewarePath`: `./btps.middleware.mjs` in the working directory when it
+ * exists, else no middleware.
+ *
+ * @since 0.1.0
+ */
+export const layerDefault: Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> = layerDefaultWith()

@@ -19,9 +19,9 @@
  * @since 0.1.0
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
-import type { HttpClientError } from "@effect/platform"
+import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
-import { Data, Duration, Effect, Layer, Metric, Redacted, Schedule, ScheduleDecision } from "effect"
+import { Data, Duration, Effect, Layer, Metric, Redacted, Schedule, ScheduleDecision, Stream } from "effect"
 import * as NodeCrypto from "node:crypto"
 import type { JsonObject } from "./Artifact.js"
 import { DeliveryFailed } from "./BtpsError.js"
@@ -63,7 +63,12 @@ export const SIGNATURE_HEADER = "x-btps-signature"
 /** Name of the idempotency header (value: the artifact id). @since 0.1.0 */
 export const IDEMPOTENCY_HEADER = "idempotency-key"
 
-interface Settings {
+/**
+ * Validated options with defaults applied.
+ *
+ * @since 0.1.0
+ */
+export interface WebhookSettings {
   readonly url: URL
   readonly timeout: Duration.Duration
   readonly retries: number
@@ -90,7 +95,7 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
  *
  * @since 0.1.0
  */
-export const validate = (url: string, options: WebhookOptions = {}): Effect.Effect<Settings, WebhookOptionsInvalid> =>
+export const validate = (url: string, options: WebhookOptions = {}): Effect.Effect<WebhookSettings, WebhookOptionsInvalid> =>
   Effect.gen(function*() {
     const parsed = URL.canParse(url) ? new URL(url) : undefined
     if (parsed === undefined) return yield* invalid(`webhook URL is not a valid URL: ${JSON.stringify(url)}`)
@@ -190,6 +195,15 @@ const isTransient = (failure: AttemptFailure): boolean =>
   failure._tag === "Status" ? failure.status >= 500 || failure.status === 429 : failure._tag !== "Request"
 
 const BODY_SNIPPET = 200
+/** At most this much of a response body is read: enough to explain a failure, never a memory hazard. */
+const BODY_LIMIT = 4096
+
+const readBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string> =>
+  response.stream.pipe(
+    Stream.decodeText(),
+    Stream.runFoldWhile("", (text) => text.length < BODY_LIMIT, (text, chunk) => text + chunk),
+    Effect.orElseSucceed(() => "")
+  )
 
 const describe = (failure: AttemptFailure): string => {
   switch (failure._tag) {
@@ -246,7 +260,7 @@ export const make = (
         Effect.mapError(fromClientError),
         Effect.flatMap((response) =>
           // Read the body either way: it frees the connection, and an error body explains the failure.
-          Effect.flatMap(Effect.orElseSucceed(response.text, () => ""), (text): Effect.Effect<void, AttemptFailure> =>
+          Effect.flatMap(readBody(response), (text): Effect.Effect<void, AttemptFailure> =>
             response.status >= 200 && response.status < 300
               ? Effect.void
               : Effect.fail({ _tag: "Status", status: response.status, body: text }))

@@ -257,7 +257,7 @@ describe("MiddlewareModule (existing .mjs format)", () => {
       yield* Effect.acquireRelease(Effect.sync(() => process.chdir(dir)), () => Effect.sync(() => process.chdir(cwd)))
       const names = Effect.scoped(
         Effect.map(
-          Layer.build(MiddlewareModule.layerDefault().pipe(Layer.provide(MemoryTrustStore.layer()))),
+          Layer.build(MiddlewareModule.layerDefault.pipe(Layer.provide(MemoryTrustStore.layer()))),
           (ctx) => Context.get(ctx, Middleware.Middlewares).all.map((m) => m.name)
         )
       )

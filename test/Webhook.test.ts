@@ -164,6 +164,14 @@ describe("Webhook.forwardToWebhook", () => {
       expect(error.detail).not.toContain("secret-token")
     }))
 
+  it.scopedLive("only the start of a large body is read; the error names its first 200 characters", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer(() => ({ status: 500, body: "x".repeat(4 * 1024 * 1024) }))
+      const error = yield* Effect.flip(deliver(`${server.url}/hook`, { ...fast, retries: 0 }))
+      expect(error.detail).toContain(`after 1 attempt: HTTP 500: ${"x".repeat(200)}`)
+      expect(error.detail).not.toContain("x".repeat(201))
+    }))
+
   it.scopedLive("a hanging server: each attempt times out, then failure within a bounded time", () =>
     Effect.gen(function*() {
       const server = yield* startServer(() => "hang")
