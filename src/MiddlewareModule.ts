@@ -312,7 +312,9 @@ const requestFor = (ctx: Middleware.RequestContext, phase: Middleware.Phase, ste
     req.getIdentity = () => identityOf(decoded)
   }
   const error = ctx.error
-  if (ctx.senderKey !== undefined || passed(phase, step, "signatureVerification")) req.isValid = true
+  // A trust refusal or a delivery failure can only follow a verified signature.
+  const failedLater = error !== undefined && (trustFailures.has(error._tag) || error._tag === "DeliveryFailed")
+  if (ctx.senderKey !== undefined || passed(phase, step, "signatureVerification") || failedLater) req.isValid = true
   else if (error !== undefined && signatureFailures.has(error._tag)) req.isValid = false
   if (passed(phase, step, "trustVerification") || error?._tag === "DeliveryFailed") req.isTrusted = true
   else if (error !== undefined && trustFailures.has(error._tag)) req.isTrusted = false
@@ -431,13 +433,18 @@ const adapt = (entry: Entry, env: Env): Middleware.Middleware => {
           decide(Effect.succeed(Middleware.next))
           return
         }
-        returned.then(
-          () => decide(Effect.succeed(Middleware.next)),
-          (error: unknown) => {
-            // After a decision the rejection can change nothing, but it should not vanish either.
-            if (!thrown(error)) log(Effect.logWarning(`middleware ${entry.name} rejected after deciding: ${messageOf(error)}`))
-          }
-        )
+        try {
+          returned.then(
+            () => decide(Effect.succeed(Middleware.next)),
+            (error: unknown) => {
+              // After a decision the rejection can change nothing, but it should not vanish either.
+              if (!thrown(error)) log(Effect.logWarning(`middleware ${entry.name} rejected after deciding: ${messageOf(error)}`))
+            }
+          )
+        } catch (error) {
+          // a hand-made thenable whose then() throws
+          thrown(error)
+        }
         // Interrupted (timed out): anything the handler does later is ignored.
         return Effect.sync(() => {
           decided = true
@@ -523,16 +530,16 @@ export const load = (path: string, options: LoadOptions = {}): Effect.Effect<Loa
       try: async () => await factory(deps),
       catch: (cause) => error("FactoryFailed", `the factory threw: ${messageOf(cause)}`, cause)
     })
-    const module_ = Array.isArray(result)
+    const shape = Array.isArray(result)
       ? { entries: result as ReadonlyArray<unknown>, hooks: {} }
       : isObject(result) && Array.isArray(result.middleware)
       ? { entries: result.middleware as ReadonlyArray<unknown>, hooks: result }
       : undefined
-    if (module_ === undefined) return yield* error("InvalidResult", "the factory must return an array or { middleware: [...] }")
+    if (shape === undefined) return yield* error("InvalidResult", "the factory must return an array or { middleware: [...] }")
 
-    const onServerStart = yield* hookOf(module_.hooks, "onServerStart", file)
-    const onServerStop = yield* hookOf(module_.hooks, "onServerStop", file)
-    if ("onResponseSent" in module_.hooks && module_.hooks.onResponseSent !== undefined) {
+    const onServerStart = yield* hookOf(shape.hooks, "onServerStart", file)
+    const onServerStop = yield* hookOf(shape.hooks, "onServerStop", file)
+    if ("onResponseSent" in shape.hooks && shape.hooks.onResponseSent !== undefined) {
       yield* Effect.logWarning(`${file}: onResponseSent is not supported and will not be called`)
     }
 
@@ -542,7 +549,7 @@ export const load = (path: string, options: LoadOptions = {}): Effect.Effect<Loa
       runtime: yield* Effect.runtime<never>()
     }
     const middleware: Array<Middleware.Middleware> = []
-    for (const [index, raw] of module_.entries.entries()) {
+    for (const [index, raw] of shape.entries.entries()) {
       const entry = parseEntry(raw, index, file)
       if (typeof entry === "string") {
         yield* Effect.logWarning(`${file}: skipping invalid middleware ${entryLabel(raw, index)}: ${entry}`)

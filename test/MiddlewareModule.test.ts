@@ -197,7 +197,8 @@ describe("MiddlewareModule (existing .mjs format)", () => {
       const rejected = respondOf(yield* run("before", "onError", sigError))
       expect(rejected.response.status).toEqual({ ok: false, code: 500, message: "async boom false" })
 
-      const trustError = { ...contexts().verified, error: new BtpsError.TrustNotAllowed({ reason: "no-record" }) }
+      // as the pipeline passes it at onError: the context after parsing, without senderKey
+      const trustError = { ...contexts().parsed, error: new BtpsError.TrustNotAllowed({ reason: "no-record" }) }
       expect(yield* run("before", "onError", trustError)).toEqual(Middleware.next) // resolves without deciding
       const info = respondOf(yield* run("after", "onError", trustError))
       expect(info.close).toBe(true)
