@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, PubSub, Queue, Stream } from "effect"
+import { Context, Effect, Layer, PubSub, Queue, type Scope, Stream } from "effect"
 import type { JsonObject, TransporterArtifact } from "./Artifact.js"
 import { DeliveryFailed } from "./BtpsError.js"
 import type { PublicKey } from "./Crypto.js"
@@ -88,6 +88,17 @@ export class Artifacts extends Context.Tag("btps/Delivery/Artifacts")<Artifacts,
  */
 export const stream: Stream.Stream<IncomingArtifact, never, Artifacts> = Stream.unwrapScoped(
   Effect.map(Artifacts, (pubsub) => Stream.fromPubSub(pubsub))
+)
+
+/**
+ * Subscribe now and get the stream of artifacts published from this moment (no race with a stream
+ * that subscribes only when it starts running). The subscription lasts for the current scope.
+ *
+ * @since 0.1.0
+ */
+export const subscribe: Effect.Effect<Stream.Stream<IncomingArtifact>, never, Artifacts | Scope.Scope> = Effect.map(
+  Effect.flatMap(Artifacts, PubSub.subscribe),
+  (queue) => Stream.fromQueue(queue)
 )
 
 /**

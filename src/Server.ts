@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import type * as net from "node:net"
 import * as tls from "node:tls"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Redacted, Schema, Stream } from "effect"
@@ -59,6 +60,8 @@ export const ServerOptions = Schema.Struct({
   shutdownGraceMs: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 10_000 }),
   /** Give up on one artifact after this long (default 30 000). */
   artifactTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 30_000 }),
+  /** Drop connections that have not completed the TLS handshake after this long (default 10 000). */
+  handshakeTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
   /** Maximum nesting of a JSON artifact (default 64). */
   maxJsonDepth: Schema.optionalWith(PositiveInt, { default: () => 64 })
 })
@@ -147,7 +150,7 @@ const serveConnection = (
 ) =>
   Effect.gen(function*() {
     const remoteAddress = socket.remoteAddress ?? "unknown"
-    const slots = yield* Queue.bounded<Slot>(options.maxInFlight)
+    const slots = yield* Queue.bounded<Slot>(options.maxInFlight * 2)
     const work = yield* FiberSet.make<void>()
     let inFlight = 0
     const framer = new LineFramer(options.maxLineBytes)
@@ -160,16 +163,25 @@ const serveConnection = (
       if (inFlight === 0) Deferred.unsafeDone(idle, Exit.void)
     })
 
+    // at most maxInFlight artifacts being processed; answers wait in order in `slots` for the writer
+    const permits = yield* Effect.makeSemaphore(options.maxInFlight)
     const answer = (outcome: Effect.Effect<Pipeline.Outcome>) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
+          yield* restore(permits.take(1))
           const deferred = yield* Deferred.make<Pipeline.Outcome>()
           yield* restore(Queue.offer(slots, { _tag: "Answer", outcome: deferred }))
           // once queued, the answer is always produced (or the connection is torn down)
           inFlight++
+          // a fiber forked here would inherit uninterruptibility: make the work interruptible again
           yield* FiberSet.run(
             work,
-            Effect.intoDeferred(outcome, deferred).pipe(Effect.ensuring(Effect.sync(() => inFlight--)), Effect.asVoid)
+            Effect.interruptible(
+              Effect.intoDeferred(outcome, deferred).pipe(
+                Effect.ensuring(Effect.sync(() => inFlight--).pipe(Effect.zipRight(permits.release(1)))),
+                Effect.asVoid
+              )
+            )
           )
         })
       )
@@ -265,6 +277,7 @@ export const make = (
           minVersion: options.tls.minVersion,
           requestCert: options.tls.requestCert,
           rejectUnauthorized: options.tls.requestCert,
+          handshakeTimeout: options.handshakeTimeoutMs,
           // keep our side open after the client half-closes, to answer what it already sent
           allowHalfOpen: true
         }),
@@ -288,6 +301,12 @@ export const make = (
         }).pipe(Effect.ensuring(Metric.incrementBy(Metrics.connectionsOpen, -1)))
       )
     })
+    // every raw socket, including those still in (or stuck in) the TLS handshake, so shutdown can close them
+    const sockets = new Set<net.Socket>()
+    server.on("connection", (raw: net.Socket) => {
+      sockets.add(raw)
+      raw.once("close", () => sockets.delete(raw))
+    })
     server.on("tlsClientError", (error) => {
       runConnection(Effect.logDebug("TLS handshake failed", error.message))
     })
@@ -296,9 +315,15 @@ export const make = (
       Effect.gen(function*() {
         const closed = yield* Effect.fork(close(server))
         yield* Deferred.succeed(draining, undefined)
-        const pending = yield* FiberSet.awaitEmpty(connections).pipe(Effect.timeout(Duration.millis(options.shutdownGraceMs)), Effect.exit)
+        // finalizers run uninterruptibly: the wait must be made interruptible for the timeout to cut it
+        const pending = yield* Effect.interruptible(FiberSet.awaitEmpty(connections)).pipe(
+          Effect.timeout(Duration.millis(options.shutdownGraceMs)),
+          Effect.exit
+        )
         if (Exit.isFailure(pending)) yield* Effect.logWarning("shutdown grace period over: closing remaining connections")
         yield* FiberSet.clear(connections)
+        // handshakes in progress would otherwise hold `server.close` for up to handshakeTimeoutMs
+        for (const raw of sockets) raw.destroy()
         yield* Fiber.join(closed)
       }))
 

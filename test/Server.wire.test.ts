@@ -12,7 +12,7 @@ describe("replaying server-cases.json over TLS", () => {
   for (const c of V.serverCases) {
     const want = expectedExchange(c)
     const title = `${c.name}${want.divergence === undefined ? "" : " (divergence)"}`
-    it.scoped(title, () =>
+    it.scopedLive(title, () =>
       Effect.gen(function*() {
         const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
         const server = Context.get(yield* Layer.build(Fixture.layer(inbox)), BtpsServer)

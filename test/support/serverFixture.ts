@@ -3,7 +3,8 @@
  * billing$vendor.test, DNS = dns.json testZone, trust store = ids.json records — served by our server
  * on 127.0.0.1 with a throw-away certificate.
  */
-import { Effect, Layer, Queue, Schema } from "effect"
+import { Effect, Either, Layer, Queue, Schema } from "effect"
+import * as Crypto from "../../src/Crypto.js"
 import * as Delivery from "../../src/Delivery.js"
 import * as KeyResolver from "../../src/KeyResolver.js"
 import * as Server from "../../src/Server.js"
@@ -38,3 +39,31 @@ export const layer = (
     Layer.provide(MemoryTrustStore.layer(trustRecords)),
     Layer.provide(Delivery.layerQueue(inbox))
   )
+
+/** The vectors' server with any delivery and extra layers (middleware, identity store...). */
+export const layerWith = <E, R>(
+  delivery: Layer.Layer<Delivery.Delivery, E, R>,
+  overrides: Partial<Server.ServerOptionsInput> = {}
+) =>
+  Server.layer(options(overrides)).pipe(
+    Layer.provide(KeyResolver.layerStatic(zone())),
+    Layer.provide(MemoryTrustStore.layer(trustRecords)),
+    Layer.provide(delivery)
+  )
+
+const caseLine = (name: string): string => {
+  const c = V.serverCases.find((c) => c.name === name)
+  if (c === undefined || typeof c.wire !== "string") throw new Error(`no single-line case ${name}`)
+  return c.wire.trimEnd()
+}
+
+const trustedSigner = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
+
+/** The vectors' plain invoice from the trusted sender, re-signed with a new id. */
+export const invoiceLine = (id: string): string => {
+  const { signature: _signature, ...unsigned } = JSON.parse(caseLine("invoice_plain_trusted")) as Record<string, unknown>
+  return JSON.stringify(Crypto.sign({ ...unsigned, id }, trustedSigner))
+}
+
+/** A line the server must refuse with a trust error (untrusted sender's invoice), re-signed with `id`. */
+export const untrustedLine = (): string => caseLine("invoice_untrusted_sender")
