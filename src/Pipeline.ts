@@ -15,6 +15,7 @@ import * as Crypto from "./Crypto.js"
 import { Delivery } from "./Delivery.js"
 import { IdentityStore } from "./IdentityStore.js"
 import { KeyResolver } from "./KeyResolver.js"
+import * as Logging from "./Logging.js"
 import * as Metrics from "./Metrics.js"
 import * as Middleware from "./Middleware.js"
 import * as Trust from "./Trust.js"
@@ -202,29 +203,45 @@ export const make = (
           ctx,
           Effect.map(Artifact.decodeLine(line, decodeOptions), (decoded) => ({ ...ctx, decoded, reqId: decoded.artifact.id }))
         )
-        return yield* route(ctx, ctx.decoded!)
+        const decoded = ctx.decoded!
+        return yield* route(ctx, decoded).pipe(Effect.annotateLogs(Logging.requestAnnotations(ctx)))
       })
       return program.pipe(
         Effect.timeoutFail({ duration: timeout, onTimeout: () => new BtpsError.Timeout({ detail: "artifact processing timed out" }) }),
-        Effect.catchAll((e): Effect.Effect<Outcome> =>
-          e instanceof Answered ? Effect.succeed({ response: e.response, close: e.close }) : answerError(ctx, e)
-        ),
+        Effect.catchAll((e): Effect.Effect<Outcome> => {
+          if (e instanceof Answered) return Effect.succeed({ response: e.response, close: e.close })
+          ctx = { ...ctx, error: e }
+          return answerError(ctx, e)
+        }),
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
             : Effect.logError("defect while processing an artifact", cause).pipe(
-              Effect.zipRight(answerError(ctx, new BtpsError.UnknownError({ detail: Cause.pretty(cause) })))
+              Effect.annotateLogs(Logging.requestAnnotations(ctx)),
+              Effect.zipRight(Effect.suspend(() => {
+                const error = new BtpsError.UnknownError({ detail: Cause.pretty(cause) })
+                ctx = { ...ctx, error }
+                return answerError(ctx, error)
+              }))
             )
         ),
-        Effect.tap((outcome) => {
-          const failed = !outcome.response.status.ok
-          const outcomeTag = failed ? (ctx.error?._tag ?? "error") : "ok"
-          return Metric.update(
-            Metrics.artifactsTotal.pipe(Metric.tagged("kind", kindOf(ctx.decoded)), Metric.tagged("outcome", outcomeTag)),
-            1
-          )
-        }),
-        Effect.annotateLogs({ reqId: ctx.reqId ?? "", remoteAddress: info.remoteAddress }),
+        Effect.tap((outcome) =>
+          Effect.suspend(() => {
+            const status = outcome.response.status
+            const outcomeTag = status.ok ? "ok" : (ctx.error?._tag ?? "answered")
+            return Metric.update(
+              Metrics.artifactsTotal.pipe(Metric.tagged("kind", kindOf(ctx.decoded)), Metric.tagged("outcome", outcomeTag)),
+              1
+            ).pipe(
+              Effect.zipRight(
+                Effect.logDebug("answered").pipe(
+                  Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
+                  Effect.annotateLogs(Logging.requestAnnotations(ctx))
+                )
+              )
+            )
+          })
+        ),
         Effect.withSpan("btps.pipeline", { attributes: { line: info.lineNumber } })
       )
     }
