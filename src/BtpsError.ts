@@ -163,6 +163,7 @@ export type TrustRefusal =
   | "already-active"
   | "retry-later"
   | "no-pending-request"
+  | "unknown-receiver"
 
 /** Any trust refusal: the single message the existing server sends for every one of them. */
 export class TrustNotAllowed extends define<"TrustNotAllowed", { readonly reason: TrustRefusal }>(

@@ -19,7 +19,8 @@ import * as Logging from "./Logging.js"
 import * as Metrics from "./Metrics.js"
 import * as Middleware from "./Middleware.js"
 import * as Trust from "./Trust.js"
-import { TrustStore } from "./TrustStore.js"
+import { Tenants } from "./Tenancy.js"
+import { TrustStore, type TrustStoreShape } from "./TrustStore.js"
 
 /**
  * The answer to one line, and whether the connection must close after it.
@@ -79,6 +80,7 @@ export const make = (
     const delivery = yield* Delivery
     const chain = Option.getOrElse(yield* Effect.serviceOption(Middleware.Middlewares), () => Middleware.empty)
     const identities = yield* Effect.serviceOption(IdentityStore)
+    const tenants = yield* Effect.serviceOption(Tenants)
     const timeout = Duration.decode(options.artifactTimeout ?? "30 seconds")
     const decodeOptions = options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }
 
@@ -112,6 +114,15 @@ export const make = (
         Effect.mapError((cause) => new BtpsError.ServiceUnavailable({ detail: `trust store ${operation} failed`, cause }))
       )
 
+    /** The trust store judging artifacts addressed to `to`: its tenant's, or the one store. */
+    const storeFor = (to: string): Effect.Effect<TrustStoreShape, BtpsError.TrustNotAllowed> =>
+      Option.isNone(tenants)
+        ? Effect.succeed(trust)
+        : Option.match(tenants.value.forIdentity(to), {
+          onNone: () => Effect.fail(new BtpsError.TrustNotAllowed({ reason: "unknown-receiver", detail: `no tenant receives for ${to}` })),
+          onSome: (tenant) => Effect.succeed(tenant.store)
+        })
+
     const transporter = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded & { readonly kind: "transporter" }) =>
       Effect.gen(function*() {
         const a = decoded.artifact
@@ -124,10 +135,10 @@ export const make = (
         const trusted = yield* step(
           "trustVerification",
           verified,
-          Effect.flatMap(trustCall("getById", trust.getById(Trust.recordIdFor(a))), (record) => {
+          Effect.flatMap(storeFor(a.to), (store) => trustCall("getById", store.getById(Trust.recordIdFor(a)))).pipe(Effect.flatMap((record) => {
             const found = Option.getOrUndefined(record)
             return Effect.as(Trust.admit(a, found, new Date()), found === undefined ? verified : { ...verified, trustRecord: found })
-          })
+          }))
         )
         yield* step(
           "onArtifact",

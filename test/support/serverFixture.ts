@@ -60,9 +60,14 @@ const caseLine = (name: string): string => {
 const trustedSigner = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
 
 /** The vectors' plain invoice from the trusted sender, re-signed with a new id. */
-export const invoiceLine = (id: string): string => {
+export const invoiceLine = (id: string): string => invoiceFrom("trustedSender", id)
+
+/** The vectors' plain invoice, sent by the key role `role` (keys.json) to `to`, signed. */
+export const invoiceFrom = (role: string, id: string, to?: string): string => {
+  const key = V.keys[role]!
+  const signer = role === "trustedSender" ? trustedSigner : Either.getOrThrow(Crypto.signerFromPem(key))
   const { signature: _signature, ...unsigned } = JSON.parse(caseLine("invoice_plain_trusted")) as Record<string, unknown>
-  return JSON.stringify(Crypto.sign({ ...unsigned, id }, trustedSigner))
+  return JSON.stringify(Crypto.sign({ ...unsigned, from: key.identity, ...(to === undefined ? {} : { to }), id }, signer))
 }
 
 /** A line the server must refuse with a trust error (untrusted sender's invoice), re-signed with `id`. */
