@@ -1,0 +1,120 @@
+/**
+ * Terminal output of the `btps` command: colour only where it helps (a terminal, `NO_COLOR` unset), the
+ * expected-failure error, and the one-line error report.
+ *
+ * @since 0.1.0
+ */
+import { ValidationError } from "@effect/cli"
+import { Cause, Console, Data, Effect, Logger, Option } from "effect"
+
+/**
+ * An expected failure of a command (bad input, missing file, record not found): reported as one line
+ * on stderr, without a stack trace, and the process exits with status 1.
+ *
+ * @since 0.1.0
+ */
+export class CliError extends Data.TaggedError("CliError")<{ readonly message: string; readonly cause?: unknown }> {}
+
+// --- colour -------------------------------------------------------------------------------------------
+
+/**
+ * Colour for a stream: only on a terminal, never with `NO_COLOR` set to a non-empty value
+ * (https://no-color.org) or `TERM=dumb`.
+ *
+ * @since 0.1.0
+ */
+export const colourEnabled = (stream: { readonly isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean =>
+  stream.isTTY === true && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb"
+
+const ANSI = /\u001b\[[0-9;]*m/g
+
+/** Remove ANSI colour sequences. @since 0.1.0 */
+export const stripAnsi = (text: string): string => text.replace(ANSI, "")
+
+/** Colour functions that are identity functions when colour is off. @since 0.1.0 */
+export interface Palette {
+  readonly bold: (text: string) => string
+  readonly dim: (text: string) => string
+  readonly red: (text: string) => string
+  readonly green: (text: string) => string
+  readonly yellow: (text: string) => string
+  readonly cyan: (text: string) => string
+}
+
+const sgr = (enabled: boolean, open: number, close: number) => (text: string) =>
+  enabled ? `\u001b[${open}m${text}\u001b[${close}m` : text
+
+/** @since 0.1.0 */
+export const palette = (enabled: boolean): Palette => ({
+  bold: sgr(enabled, 1, 22),
+  dim: sgr(enabled, 2, 22),
+  red: sgr(enabled, 31, 39),
+  green: sgr(enabled, 32, 39),
+  yellow: sgr(enabled, 33, 39),
+  cyan: sgr(enabled, 36, 39)
+})
+
+/** Colours for standard output. @since 0.1.0 */
+export const stdout: Palette = palette(colourEnabled(process.stdout))
+/** Colours for standard error. @since 0.1.0 */
+export const stderr: Palette = palette(colourEnabled(process.stderr))
+
+// @effect/cli renders help and its parse errors with ANSI styles unconditionally: strip them when the
+// stream is not a colour terminal, so `btps --help > file` and CI logs stay plain text.
+const clean = (enabled: boolean, args: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
+  enabled ? args : args.map((a) => (typeof a === "string" ? stripAnsi(a) : a))
+
+const cleaning = (base: Console.Console): Console.Console => {
+  const out = colourEnabled(process.stdout)
+  const err = colourEnabled(process.stderr)
+  return {
+    ...base,
+    log: (...args) => base.log(...clean(out, args)),
+    info: (...args) => base.info(...clean(out, args)),
+    error: (...args) => base.error(...clean(err, args)),
+    warn: (...args) => base.warn(...clean(err, args))
+  }
+}
+
+/**
+ * Run an effect with a console that drops colour where {@link colourEnabled} says so.
+ *
+ * @since 0.1.0
+ */
+export const withPlainConsole = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Console.consoleWith((base) => Console.withConsole(self, cleaning(base)))
+
+// --- logs ---------------------------------------------------------------------------------------------
+
+/**
+ * The logger of commands other than `serve`: logfmt on stderr, so that diagnostics never mix with a
+ * command's output (`btps trust list --json | jq` keeps working).
+ *
+ * @since 0.1.0
+ */
+export const diagnosticsLogger: Logger.Logger<unknown, void> = Logger.withConsoleError(Logger.logfmtLogger)
+
+// --- errors -------------------------------------------------------------------------------------------
+
+const messageOf = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
+    return error.message
+  }
+  return String(error)
+}
+
+/**
+ * Print why the command failed, on stderr: one line per expected failure (its message), the full cause
+ * only for defects (bugs). Parse errors are already printed by @effect/cli; interruption (Ctrl-C) is silent.
+ *
+ * @since 0.1.0
+ */
+export const reportFailure = <E>(cause: Cause.Cause<E>): Effect.Effect<void> => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.void
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    if (ValidationError.isValidationError(failure.value)) return Effect.void
+    return Console.error(`${stderr.red("btps: error:")} ${messageOf(failure.value)}`)
+  }
+  return Console.error(`${stderr.red("btps: unexpected error")}\n${Cause.pretty(cause)}`)
+}

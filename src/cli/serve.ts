@@ -1,0 +1,248 @@
+/**
+ * `btps serve`: run a BTPS server from flags and environment variables until SIGINT/SIGTERM, then drain
+ * in-flight artifacts and stop.
+ *
+ * The server, its trust store, key resolver, delivery, middleware and metrics endpoint are Layers
+ * built into one scope; interrupting the command (NodeRuntime.runMain does on a signal) closes that
+ * scope, which stops accepting, drains within the grace period, runs middleware stop hooks and exits 0.
+ *
+ * @since 0.1.0
+ */
+import { Command, HelpDoc, Options } from "@effect/cli"
+import { Config, type ConfigError, Console, Context, Effect, FiberRef, HashSet, Layer, Option, type Redacted } from "effect"
+import * as Delivery from "../Delivery.js"
+import * as FileInbox from "../FileInbox.js"
+import * as KeyResolver from "../KeyResolver.js"
+import * as Logging from "../Logging.js"
+import * as MetricsHttp from "../MetricsHttp.js"
+import * as MiddlewareModule from "../MiddlewareModule.js"
+import * as Server from "../Server.js"
+import { readText, store, trustStoreLayer, withEnv } from "./options.js"
+import { CliError, diagnosticsLogger } from "./output.js"
+
+// --- options --------------------------------------------------------------------------------------------
+
+const options = {
+  host: Options.text("host").pipe(
+    Options.withDescription("Interface to listen on (default all interfaces)."),
+    withEnv("BTPS_HOST", Config.string("BTPS_HOST")),
+    Options.withDefault("0.0.0.0")
+  ),
+  port: Options.integer("port").pipe(
+    Options.withDescription("TCP port (default 3443); 0 picks a free port, printed at start."),
+    withEnv("BTPS_PORT", Config.port("BTPS_PORT")),
+    Options.withDefault(3443)
+  ),
+  cert: Options.file("cert").pipe(
+    Options.withDescription("TLS certificate chain, PEM file. Or give the PEM text in BTPS_TLS_CERT."),
+    withEnv("BTPS_TLS_CERT_FILE", Config.string("BTPS_TLS_CERT_FILE")),
+    Options.optional
+  ),
+  key: Options.file("key").pipe(
+    Options.withDescription("TLS private key, PEM file. Or give the PEM text in BTPS_TLS_KEY."),
+    withEnv("BTPS_TLS_KEY_FILE", Config.string("BTPS_TLS_KEY_FILE")),
+    Options.optional
+  ),
+  store,
+  dnsServers: Options.text("dns-server").pipe(
+    Options.withDescription(
+      "DNS server (host or host:port) for sender key lookups; repeat for several. Default: BTPS_DNS_SERVERS (comma-separated), else the system resolvers."
+    ),
+    Options.repeated
+  ),
+  middleware: Options.file("middleware").pipe(
+    Options.withDescription("Middleware module in the existing SDK's .mjs format. Default: ./btps.middleware.mjs when it exists."),
+    withEnv("BTPS_MIDDLEWARE", Config.string("BTPS_MIDDLEWARE")),
+    Options.optional
+  ),
+  metricsPort: Options.integer("metrics-port").pipe(
+    Options.withDescription("Serve Prometheus metrics on http://<metrics-host>:<port>/metrics (0 picks a free port)."),
+    withEnv("BTPS_METRICS_PORT", Config.port("BTPS_METRICS_PORT")),
+    Options.optional
+  ),
+  metricsHost: Options.text("metrics-host").pipe(
+    Options.withDescription("Interface of the metrics endpoint (default 127.0.0.1)."),
+    withEnv("BTPS_METRICS_HOST", Config.string("BTPS_METRICS_HOST")),
+    Options.withDefault("127.0.0.1")
+  ),
+  webhook: Options.text("webhook").pipe(
+    Options.withDescription("POST every verified artifact to this URL; the sender is answered after a 2xx (see docs/webhooks.md)."),
+    withEnv("BTPS_WEBHOOK_URL", Config.string("BTPS_WEBHOOK_URL")),
+    Options.optional
+  ),
+  webhookSecret: Options.redacted("webhook-secret").pipe(
+    Options.withDescription("Sign webhook bodies with HMAC-SHA256 (X-BTPS-Signature header)."),
+    withEnv("BTPS_WEBHOOK_SECRET", Config.redacted("BTPS_WEBHOOK_SECRET")),
+    Options.optional
+  ),
+  inbox: Options.directory("inbox").pipe(
+    Options.withDescription("Write every verified artifact durably to DIR/<id>.json before answering the sender."),
+    withEnv("BTPS_INBOX_DIR", Config.string("BTPS_INBOX_DIR")),
+    Options.optional
+  ),
+  logFormat: Options.choice("log-format", Logging.Format.literals).pipe(
+    Options.withDescription("Log format: logfmt (default), json or pretty. The level is the global --log-level (or BTPS_LOG_LEVEL)."),
+    withEnv("BTPS_LOG_FORMAT", Config.literal(...Logging.Format.literals)("BTPS_LOG_FORMAT")),
+    Options.withDefault("logfmt" as const)
+  ),
+  shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
+    Options.withDescription("On SIGINT/SIGTERM, how long in-flight artifacts may take to finish (default 10000)."),
+    withEnv("BTPS_SHUTDOWN_GRACE_MS", Config.integer("BTPS_SHUTDOWN_GRACE_MS")),
+    Options.withDefault(10_000)
+  )
+}
+
+type Opts = Command.Command.ParseConfig<typeof options>
+
+// --- pieces ---------------------------------------------------------------------------------------------
+
+/** A PEM from `--<flag> FILE`, else from the environment variable holding the PEM text. */
+const pem = (what: string, flag: string, file: Option.Option<string>, textVariable: string) =>
+  Effect.gen(function*() {
+    const text = yield* Option.match(file, {
+      onSome: (path) => readText(path, what),
+      onNone: () =>
+        Effect.flatMap(
+          Config.option(Config.string(textVariable)).pipe(Effect.orElseSucceed(() => Option.none<string>())),
+          Option.match({
+            onNone: () => Effect.fail(new CliError({ message: `missing ${flag} FILE: the ${what} (PEM) is required (or set ${textVariable} to the PEM text)` })),
+            onSome: Effect.succeed
+          })
+        )
+    })
+    if (!text.includes("-----BEGIN ")) {
+      return yield* new CliError({ message: `${Option.getOrElse(file, () => textVariable)}: not a PEM ${what}` })
+    }
+    return text
+  })
+
+/** Server limits not worth a flag each, from the variables `Server.optionsConfig` reads. */
+const limits = Config.all({
+  connectionTimeoutMs: Config.integer("BTPS_CONNECTION_TIMEOUT_MS").pipe(Config.withDefault(30_000)),
+  maxLineBytes: Config.integer("BTPS_MAX_LINE_BYTES").pipe(Config.withDefault(5 * 1024 * 1024)),
+  maxConnections: Config.integer("BTPS_MAX_CONNECTIONS").pipe(Config.withDefault(10_000)),
+  maxInFlight: Config.integer("BTPS_MAX_IN_FLIGHT").pipe(Config.withDefault(16))
+})
+
+const configError = (error: ConfigError.ConfigError) => new CliError({ message: `configuration: ${String(error)}`, cause: error })
+
+/** `--dns-server` values, else BTPS_DNS_SERVERS and the other `KeyResolver.config` variables. */
+const keyResolver = (servers: ReadonlyArray<string>) =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const config = yield* Effect.mapError(KeyResolver.config, configError)
+      if (servers.length === 0) return KeyResolver.layer(config)
+      const checked = yield* Effect.mapError(KeyResolver.validateServers(servers), (message) => new CliError({ message: `--dns-server: ${message}` }))
+      return KeyResolver.layer({ ...config, servers: checked })
+    })
+  )
+
+/** Without --webhook or --inbox, verified artifacts are only logged. */
+const logArtifact = Delivery.onMessage((incoming: Delivery.IncomingArtifact) =>
+  Effect.logInfo("verified artifact").pipe(
+    Effect.annotateLogs({
+      reqId: incoming.artifact.id,
+      type: incoming.artifact.type,
+      from: incoming.artifact.from,
+      to: incoming.artifact.to,
+      remoteAddress: incoming.remoteAddress
+    })
+  )
+)
+
+/**
+ * Where verified artifacts go: the inbox, the webhook, both (inbox first, so a webhook failure the sender
+ * retries finds its artifact already stored and is not stored twice), or the log.
+ */
+const delivery = (opts: Opts): Layer.Layer<Delivery.Delivery, CliError> => {
+  const inbox = Option.map(opts.inbox, FileInbox.make)
+  const mapError = Layer.mapError((error: { readonly message: string }) => new CliError({ message: error.message, cause: error }))
+  if (Option.isNone(opts.webhook)) {
+    return Option.match(inbox, { onNone: () => logArtifact, onSome: (make) => Layer.effect(Delivery.Delivery, make).pipe(mapError) })
+  }
+  const url = opts.webhook.value
+  const webhookOptions = Option.match(opts.webhookSecret, { onNone: () => ({}), onSome: (secret) => ({ secret: secret as Redacted.Redacted<string> }) })
+  // the HTTP client is loaded only when a webhook is configured
+  return Layer.unwrapEffect(
+    Effect.map(
+      Effect.promise(() => Promise.all([import("../Webhook.js"), import("@effect/platform-node/NodeHttpClient")])),
+      ([Webhook, NodeHttpClient]) =>
+        Layer.effect(
+          Delivery.Delivery,
+          Effect.gen(function*() {
+            const webhook = yield* Webhook.make(url, webhookOptions)
+            if (Option.isNone(inbox)) return webhook
+            const local = yield* inbox.value
+            return { deliver: (incoming: Delivery.IncomingArtifact) => Effect.zipRight(local.deliver(incoming), webhook.deliver(incoming)) }
+          })
+        ).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    )
+  ).pipe(mapError)
+}
+
+// --- the command ----------------------------------------------------------------------------------------
+
+const serve = (opts: Opts) =>
+  Effect.gen(function*() {
+    const cert = yield* pem("certificate", "--cert", opts.cert, "BTPS_TLS_CERT")
+    const key = yield* pem("private key", "--key", opts.key, "BTPS_TLS_KEY")
+    const serverLimits = yield* Effect.mapError(limits, configError)
+
+    const trust = trustStoreLayer(opts.store)
+    const middleware = Option.match(opts.middleware, {
+      onNone: () => MiddlewareModule.layerDefault,
+      onSome: (path) => MiddlewareModule.layer(path)
+    }).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
+    const services = Layer.mergeAll(keyResolver(opts.dnsServers), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
+    const server = Server.layer({
+      host: opts.host,
+      port: opts.port,
+      tls: { cert, key },
+      shutdownGraceMs: opts.shutdownGraceMs,
+      ...serverLimits
+    }).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })), Layer.provide(services))
+
+    yield* Effect.scoped(
+      Effect.gen(function*() {
+        const address = Context.get(yield* Layer.build(server), Server.BtpsServer).address
+        // the one line scripts wait for (and parse the port from, when started on port 0)
+        yield* Console.log(`BTPS server listening on ${address.host}:${address.port}`)
+        if (Option.isSome(opts.metricsPort)) {
+          const metrics = yield* MetricsHttp.make({ port: opts.metricsPort.value, host: opts.metricsHost }).pipe(
+            Effect.mapError((e) => new CliError({ message: e.message, cause: e }))
+          )
+          yield* Console.log(`metrics on http://${metrics.address.host}:${metrics.address.port}/metrics`)
+        }
+        return yield* Effect.never.pipe(Effect.onInterrupt(() => Effect.logInfo("shutting down: draining in-flight artifacts")))
+      })
+    )
+  }).pipe(
+    // the server logs in the chosen format on stdout (docs/operations.md); the level is the one already in
+    // force (--log-level, BTPS_LOG_LEVEL)
+    Effect.provide(
+      Layer.unwrapEffect(
+        Effect.map(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => Logging.layer({ format: opts.logFormat, level }))
+      )
+    ),
+    // instead of, not besides, the other commands' stderr logger
+    Effect.locallyWith(FiberRef.currentLoggers, HashSet.remove(diagnosticsLogger))
+  )
+
+/**
+ * `btps serve`.
+ *
+ * @since 0.1.0
+ */
+export const command = Command.make("serve", options, serve).pipe(
+  Command.withDescription(
+    HelpDoc.blocks([
+      HelpDoc.p(
+        "Run a BTPS server: accept signed artifacts over TLS, verify them against the senders' DNS keys and the trust store, and deliver them (inbox directory, webhook, or the log). Prints 'BTPS server listening on HOST:PORT' once listening; SIGINT/SIGTERM drain in-flight artifacts and exit 0."
+      ),
+      HelpDoc.p("Examples:"),
+      HelpDoc.p("  btps serve --cert tls/cert.pem --key tls/key.pem --trust-file trust.json --inbox /var/lib/btps/inbox"),
+      HelpDoc.p("  btps serve --port 0 --cert cert.pem --key key.pem --pg-url postgres://btps@db/btps --webhook https://billing.internal/btps --metrics-port 9464"),
+      HelpDoc.p("  BTPS_PORT=3443 BTPS_TLS_CERT_FILE=cert.pem BTPS_TLS_KEY_FILE=key.pem BTPS_TRUST_FILE=trust.json btps serve --log-format json")
+    ])
+  )
+)
