@@ -78,10 +78,11 @@ describe("registry basics", () => {
       const dup = yield* Effect.flip(registry.register("a", good()))
       expect(dup).toBeInstanceOf(Registry.DuplicateServerId)
       expect(dup.id).toBe("a")
+      expect(dup.message).toBe(`a server with id "a" is already registered`)
       for (const op of [registry.get("zz"), registry.start("zz"), registry.stop("zz"), registry.unregister("zz")]) {
         const error = yield* Effect.flip(op)
         expect(error).toBeInstanceOf(Registry.UnknownServerId)
-        expect(error).toMatchObject({ _tag: "UnknownServerId", id: "zz" })
+        expect(error).toMatchObject({ _tag: "UnknownServerId", id: "zz", message: `no server registered with id "zz"` })
       }
     }))
 
