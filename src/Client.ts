@@ -375,8 +375,13 @@ const toPublic = (target: Connection.Target, reqId: string | undefined) =>
 export const make = (input: ClientOptionsInput): Effect.Effect<BtpsClientShape, ClientOptionsError, KeyResolver | Scope.Scope> =>
   Effect.gen(function*() {
     const { retry, ...fields } = input
+    // a parse error keeps the whole input (the private key too): keep only its text, which names the
+    // failing fields; the key itself can only fail by not being a string
+    if (typeof fields.privateKeyPem !== "string") {
+      return yield* new ClientOptionsError({ message: "invalid client options: privateKeyPem must be a PEM string" })
+    }
     const options = yield* Schema.decodeUnknown(ClientOptions)(fields).pipe(
-      Effect.mapError((e) => new ClientOptionsError({ message: `invalid client options: ${e.message}`, cause: e }))
+      Effect.mapError((e) => new ClientOptionsError({ message: `invalid client options: ${e.message}` }))
     )
     const signer = yield* Either.mapLeft(
       Crypto.signerFromPem({ publicKeyPem: options.publicKeyPem, privateKeyPem: Redacted.value(options.privateKeyPem) }),

@@ -204,6 +204,7 @@ describe("requests and options are checked before anything is sent", () => {
   it.scopedLive("invalid documents, identities, ids and dates fail with typed errors", () =>
     Effect.gen(function*() {
       const client = yield* makeClient(1, { retry: fastRetry(3) })
+      // what an untyped (JavaScript) caller could pass
       const badDocument = { ...invoiceDoc, totalAmount: { value: 1, currency: "XXX" } } as unknown as Artifact.InvoiceDocument
       const invalid = yield* Effect.flip(client.send({ type: "BTPS_DOC", to: RECEIVER, document: badDocument }))
       expect(invalid._tag).toBe("ValidationFailed")
@@ -224,6 +225,10 @@ describe("requests and options are checked before anything is sent", () => {
       expect(mismatched.message).toContain("not the public half")
       const badIdentity = yield* Effect.flip(makeClient(1, { identity: "finance" }))
       expect(badIdentity._tag).toBe("ClientOptionsError")
+      // the error names the field but carries no key material
+      expect(badIdentity.message).toContain("identity")
+      expect(JSON.stringify(badIdentity)).not.toContain("PRIVATE KEY")
+      expect(badIdentity.message).not.toContain("PRIVATE KEY")
       const badKey = yield* Effect.flip(makeClient(1, { privateKeyPem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----" }))
       expect(badKey.message).toContain("invalid key pair")
       const badTimeout = yield* Effect.flip(makeClient(1, { responseTimeoutMs: 0 }))
