@@ -137,9 +137,9 @@ const add = Command.make(
               Either.mapLeft(Crypto.importPublicKey(base64), (cause) => new CliError({ message: "--public-key-base64 is not a base64 SPKI public key", cause }))
           })
       })
+      // the store is opened only once the input is known to be valid (a JSON store creates its file)
       const now = new Date().toISOString()
-      const trust = yield* TrustStore
-      const created = yield* trust.create({
+      const created = yield* Effect.flatMap(TrustStore, (trust) => trust.create({
         senderId: asIdentity(opts.sender),
         receiverId: asIdentity(opts.receiver),
         status: opts.status,
@@ -151,12 +151,12 @@ const add = Command.make(
         keyHistory: [],
         privacyType: opts.privacyType,
         ...Option.match(opts.expiresAt, { onNone: () => ({}), onSome: (expiresAt) => ({ expiresAt }) })
-      }).pipe(Effect.mapError(describe(opts.sender, opts.receiver)))
+      })).pipe(Effect.mapError(describe(opts.sender, opts.receiver)), Effect.provide(trustStoreLayer(opts.store)))
       yield* Console.log(
         `added ${arrow(created.senderId, created.receiverId)} (${statusColour(created.status)(created.status)})\n` +
           `  id:          ${created.id}\n  fingerprint: ${created.publicKeyFingerprint}`
       )
-    }).pipe(Effect.provide(trustStoreLayer(opts.store)))
+    })
 ).pipe(
   Command.withDescription(
     HelpDoc.blocks([

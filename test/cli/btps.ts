@@ -1,0 +1,121 @@
+/**
+ * Running the real `btps` command (`node bin/btps.mjs ...`) as a child process, with bounded waits;
+ * every child is killed by its PID when a test is done with it.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { repoRoot } from "../support/childProcess.js"
+
+const bin = path.join(repoRoot, "bin", "btps.mjs")
+
+/** The parent's environment without BTPS_* variables (they would change the command's defaults). */
+const cleanEnv = (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("BTPS_"))),
+  ...extra
+})
+
+export interface Result {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export interface Running {
+  readonly child: ChildProcess
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** Resolves with the first stdout line matching `pattern` (rejects on exit or after `timeoutMs`). */
+  readonly waitForLine: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
+  readonly exited: Promise<Result>
+  /** Kill (SIGKILL) if still running; safe to call twice. */
+  readonly kill: () => void
+}
+
+/** Start `btps ...args` in `cwd` (default: the repository root). */
+export const start = (args: ReadonlyArray<string>, options: { readonly env?: NodeJS.ProcessEnv; readonly cwd?: string } = {}): Running => {
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: options.cwd ?? repoRoot,
+    env: cleanEnv(options.env ?? {}),
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let out = ""
+  let err = ""
+  let done: Result | undefined
+  const listeners = new Set<() => void>()
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    out += chunk
+    for (const l of listeners) l()
+  })
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    err += chunk
+  })
+  const exited = new Promise<Result>((resolve) => {
+    child.on("close", (code, signal) => {
+      done = { code, signal, stdout: out, stderr: err }
+      for (const l of listeners) l()
+      resolve(done)
+    })
+  })
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    kill: () => {
+      if (done === undefined && child.pid !== undefined) {
+        try {
+          process.kill(child.pid, "SIGKILL")
+        } catch {
+          // already gone
+        }
+      }
+    },
+    waitForLine: (pattern, timeoutMs = 20_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => finish(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`)), timeoutMs)
+        const finish = (result: RegExpMatchArray | Error) => {
+          clearTimeout(timer)
+          listeners.delete(check)
+          if (result instanceof Error) reject(result)
+          else resolve(result)
+        }
+        const check = () => {
+          for (const line of out.split("\n")) {
+            const m = line.match(pattern)
+            if (m !== null) return finish(m)
+          }
+          if (done !== undefined) finish(new Error(`exited (${done.code ?? done.signal}) before a line matching ${pattern}; stdout:\n${out}\nstderr:\n${err}`))
+        }
+        listeners.add(check)
+        check()
+      })
+  }
+}
+
+/** Run `btps ...args` to completion (killed after `timeoutMs`). */
+export const run = async (
+  args: ReadonlyArray<string>,
+  options: { readonly env?: NodeJS.ProcessEnv; readonly cwd?: string; readonly timeoutMs?: number } = {}
+): Promise<Result> => {
+  const running = start(args, options)
+  const timer = setTimeout(running.kill, options.timeoutMs ?? 30_000)
+  try {
+    return await running.exited
+  } finally {
+    clearTimeout(timer)
+    running.kill()
+  }
+}
+
+/** A fresh temporary directory (remove it with {@link removeDir}). */
+export const makeDir = (): Promise<string> => fs.mkdtemp(path.join(os.tmpdir(), "btps-cli-"))
+export const removeDir = (dir: string): Promise<void> => fs.rm(dir, { recursive: true, force: true })
+
+/** Expected failures are reported as one line on stderr: no stack trace. */
+export const isOneLineError = (stderr: string): boolean => {
+  const lines = stderr.trim().split("\n")
+  return lines.length === 1 && lines[0]!.startsWith("btps: error: ") && !/\n\s+at /.test(stderr)
+}

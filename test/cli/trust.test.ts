@@ -1,0 +1,177 @@
+/**
+ * `btps trust add|list|decide|remove` against a JSON file and a PostgreSQL table; the store's content is
+ * checked independently of the command (JSON.parse of the file, the SQL store).
+ */
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Option, Redacted } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Crypto from "../../src/Crypto.js"
+import { computeTrustId } from "../../src/Trust.js"
+import * as PgTrustStore from "../../src/TrustStore/Pg.js"
+import { TrustStore } from "../../src/TrustStore.js"
+import { unreachable } from "../support/sqlTrustStoreSuite.js"
+import * as V from "../support/vectors.js"
+import { isOneLineError, makeDir, removeDir, run } from "./btps.js"
+
+// the vectors' trusted record: adding it with the same key must give the same id and fingerprint
+const vector = V.ids.trustStoreRecords.records.find((r) => r.senderId === "finance$acme.test")! as {
+  id: string
+  senderId: string
+  receiverId: string
+  publicKeyBase64: string
+  publicKeyFingerprint: string
+}
+const SENDER = vector.senderId
+const RECEIVER = vector.receiverId
+
+interface StoredRecord {
+  id: string
+  senderId: string
+  receiverId: string
+  status: string
+  decidedBy: string
+  expiresAt?: string
+  retryAfterDate?: string
+  publicKeyBase64: string
+  publicKeyFingerprint: string
+  privacyType: string
+}
+
+describe.concurrent("btps trust", () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await makeDir()
+  })
+  afterAll(() => removeDir(dir))
+
+  it("add, list, decide and remove round-trip on a JSON file (multi-tenant layout)", async () => {
+    const file = path.join(dir, "trust.json")
+    // another tenant's records must survive the command's writes untouched
+    await fs.writeFile(file, JSON.stringify({ other_tenant: [] }))
+    const store = ["--trust-file", file, "--entity-name", "trusted_senders"]
+    const read = async () => (JSON.parse(await fs.readFile(file, "utf8")) as Record<string, Array<StoredRecord>>)
+
+    const added = await run([
+      "trust", "add", ...store, "--sender", SENDER, "--receiver", RECEIVER,
+      "--public-key-base64", vector.publicKeyBase64, "--expires-at", "2030-01-01", "--privacy-type", "mixed"
+    ])
+    expect(added.code).toBe(0)
+    expect(added.stdout).toContain(vector.id)
+    let content = await read()
+    expect(content.other_tenant).toEqual([])
+    expect(content.trusted_senders).toHaveLength(1)
+    expect(content.trusted_senders![0]).toMatchObject({
+      id: vector.id,
+      senderId: SENDER,
+      receiverId: RECEIVER,
+      status: "accepted",
+      decidedBy: RECEIVER,
+      expiresAt: "2030-01-01T00:00:00.000Z",
+      publicKeyBase64: vector.publicKeyBase64,
+      publicKeyFingerprint: vector.publicKeyFingerprint,
+      privacyType: "mixed"
+    })
+
+    const [duplicate, table] = await Promise.all([
+      run(["trust", "add", ...store, "--sender", SENDER, "--receiver", RECEIVER, "--public-key-base64", vector.publicKeyBase64]),
+      run(["trust", "list", ...store])
+    ])
+    expect(duplicate.code).toBe(1)
+    expect(isOneLineError(duplicate.stderr)).toBe(true)
+    expect(duplicate.stderr).toContain("already exists")
+    expect(table.code).toBe(0)
+    const [header, row, ...rest] = table.stdout.trim().split("\n")
+    expect(header).toMatch(/^SENDER\s+RECEIVER\s+STATUS\s+EXPIRES/)
+    expect(row!.split(/\s+/).slice(0, 4)).toEqual([SENDER, RECEIVER, "accepted", "2030-01-01T00:00:00.000Z"])
+    expect(rest).toEqual([])
+
+    const decided = await run([
+      "trust", "decide", ...store, "--sender", SENDER, "--receiver", RECEIVER, "--decision", "blocked",
+      "--retry-after", "2031-02-03T04:05:06Z", "--decided-by", "admin$vendor.test"
+    ])
+    expect(decided.code).toBe(0)
+    content = await read()
+    expect(content.trusted_senders![0]).toMatchObject({
+      id: vector.id,
+      status: "blocked",
+      decidedBy: "admin$vendor.test",
+      retryAfterDate: "2031-02-03T04:05:06.000Z",
+      expiresAt: "2030-01-01T00:00:00.000Z"
+    })
+
+    // the receiver filter is case-insensitive
+    const listed = await run(["trust", "list", ...store, "--receiver", RECEIVER.toUpperCase(), "--json"])
+    expect(listed.code).toBe(0)
+    expect(JSON.parse(listed.stdout)).toEqual(content.trusted_senders)
+
+    const removed = await run(["trust", "remove", ...store, "--sender", SENDER, "--receiver", RECEIVER])
+    expect(removed.code).toBe(0)
+    content = await read()
+    expect(content.trusted_senders).toEqual([])
+    expect(content.other_tenant).toEqual([])
+
+    const again = await run(["trust", "remove", ...store, "--sender", SENDER, "--receiver", RECEIVER])
+    expect(again.code).toBe(1)
+    expect(isOneLineError(again.stderr)).toBe(true)
+    expect(again.stderr).toContain(`no trust record for ${SENDER} → ${RECEIVER}`)
+  }, 180_000)
+
+  it("bad input is refused with one line and status 1, before the store is touched", async () => {
+    const file = path.join(dir, "untouched.json")
+    const [identity, badKey] = await Promise.all([
+      run(["trust", "add", "--trust-file", file, "--sender", "not-an-identity", "--receiver", RECEIVER, "--public-key-base64", vector.publicKeyBase64]),
+      run(["trust", "add", "--trust-file", file, "--sender", SENDER, "--receiver", RECEIVER, "--public-key-base64", "bm90IGEga2V5"])
+    ])
+    expect(identity.code).toBe(1)
+    expect(identity.stderr).toContain("'not-an-identity' is not a BTPS identity")
+    expect(badKey.code).toBe(1)
+    expect(isOneLineError(badKey.stderr)).toBe(true)
+    expect(badKey.stderr).toContain("--public-key-base64")
+    // the JSON store would have created its file
+    await expect(fs.stat(file)).rejects.toMatchObject({ code: "ENOENT" })
+  }, 120_000)
+
+  const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
+  const pgClient = PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "3 seconds" })
+
+  it("add, decide and remove round-trip on PostgreSQL (a fresh table, dropped afterwards)", async (ctx) => {
+    const problem = await unreachable(pgClient)
+    if (problem !== undefined) {
+      if (process.env.CI === "true") throw new Error(`PostgreSQL unreachable: ${problem}`)
+      return ctx.skip()
+    }
+    const table = `cli_${randomBytes(4).toString("hex")}`
+    const store = ["--pg-url", pgUrl, "--entity-name", table]
+    const lookup = () =>
+      Effect.runPromise(
+      Effect.flatMap(TrustStore, (s) => s.getById(vector.id)).pipe(Effect.provide(PgTrustStore.layer({ url: pgUrl, entityName: table })))
+    )
+    const keyFile = path.join(dir, "sender.pem")
+    await fs.writeFile(keyFile, Crypto.base64ToPem(vector.publicKeyBase64))
+    try {
+      const added = await run(["trust", "add", ...store, "--sender", SENDER, "--receiver", RECEIVER, "--public-key", keyFile, "--status", "pending"])
+      expect(added.code).toBe(0)
+      const stored = Option.getOrThrow(await lookup())
+      expect(stored).toMatchObject({ id: computeTrustId(SENDER, RECEIVER), status: "pending", publicKeyFingerprint: vector.publicKeyFingerprint })
+
+      const decided = await run(["trust", "decide", ...store, "--sender", SENDER, "--receiver", RECEIVER, "--decision", "accepted", "--expires-at", "2030-06-01"])
+      expect(decided.code).toBe(0)
+      expect(Option.getOrThrow(await lookup())).toMatchObject({ status: "accepted", expiresAt: "2030-06-01T00:00:00.000Z" })
+
+      const removed = await run(["trust", "remove", ...store, "--sender", SENDER, "--receiver", RECEIVER])
+      expect(removed.code).toBe(0)
+      expect(Option.isNone(await lookup())).toBe(true)
+    } finally {
+      await Effect.runPromise(
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_migrations`)}`])).pipe(
+            Effect.provide(pgClient)
+          )
+      )
+    }
+  }, 180_000)
+})
