@@ -16,19 +16,18 @@ import * as path from "node:path"
 import * as tls from "node:tls"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Either, Logger, Ref, Schedule, Schema } from "effect"
-import {
-  Artifact,
-  Crypto,
-  Delivery,
-  DnsRecord,
-  Factory,
-  Identity,
-  JsonTrustStore,
-  KeyResolver,
-  Middleware,
-  Registry,
-  TestCertificates
-} from "../src/index.js"
+// module by module rather than from the index: the example then loads no SQL driver or HTTP client
+import * as Artifact from "../src/Artifact.js"
+import * as Crypto from "../src/Crypto.js"
+import * as Delivery from "../src/Delivery.js"
+import * as DnsRecord from "../src/DnsRecord.js"
+import * as Factory from "../src/Factory.js"
+import * as Identity from "../src/Identity.js"
+import * as KeyResolver from "../src/KeyResolver.js"
+import * as Middleware from "../src/Middleware.js"
+import * as Registry from "../src/Registry.js"
+import * as TestCertificates from "../src/TestCertificates.js"
+import * as JsonTrustStore from "../src/TrustStore/Json.js"
 
 const regions = ["us-east", "eu-west", "apac"] as const
 type Region = (typeof regions)[number]

@@ -17,11 +17,13 @@ import {
 } from "effect"
 import * as Factory from "../src/Factory.js"
 import * as Middleware from "../src/Middleware.js"
+import * as MetricsHttp from "../src/MetricsHttp.js"
 import * as Registry from "../src/Registry.js"
 import { ServerStartError } from "../src/Server.js"
 import { TrustStore } from "../src/TrustStore.js"
 import * as Fixture from "./support/serverFixture.js"
 import { bad, good, hanging, refused, send, until } from "./support/registryFixture.js"
+import { connect } from "./support/wireClient.js"
 
 /** A registry in the test's scope, under its own metrics tag. */
 const registryIn = (name: string) => Registry.make({ name })
@@ -65,7 +67,7 @@ describe("registry basics", () => {
       const registry = yield* registryIn("connections")
       yield* registry.register("a", good())
       const { address } = yield* registry.start("a")
-      const socket = yield* Effect.promise(() => import("./support/wireClient.js").then((w) => w.connect(address!.port, Fixture.certificate.cert)))
+      const socket = yield* Effect.promise(() => connect(address!.port, Fixture.certificate.cert))
       expect(yield* until(Effect.map(registry.get("a"), (s) => s.connections === 1))).toBe(true)
       socket.destroy()
       expect(yield* until(Effect.map(registry.get("a"), (s) => s.connections === 0))).toBe(true)
@@ -208,7 +210,8 @@ describe("failures", () => {
       yield* registry.register("c", good())
       yield* registry.register("d", good())
       yield* registry.start("d")
-      const report = yield* registry.startAll
+      const supervisor = yield* Supervisor.track
+      const report = yield* registry.startAll.pipe(Effect.supervised(supervisor))
       expect(report.started).toEqual(["a", "c"])
       expect(report.alreadyRunning).toEqual(["d"])
       expect(report.failed.map((f) => f.id)).toEqual(["b"])
@@ -217,11 +220,20 @@ describe("failures", () => {
       const ports = (yield* registry.list).flatMap((s) => (s.address === undefined ? [] : [s.address.port]))
       expect(ports).toHaveLength(3)
       expect(new Set(ports).size).toBe(3)
+      // an open connection: its fiber runs under the supervisor until stopAll closes it
+      const socket = yield* Effect.promise(() => connect(ports[0]!, Fixture.certificate.cert))
+      socket.on("error", () => {})
+      expect(yield* until(Effect.map(registry.get("a"), (s) => s.connections === 1))).toBe(true)
+      const running = yield* Effect.filter(yield* supervisor.value, (f) => Effect.map(f.poll, Option.isNone))
+      expect(running.length).toBeGreaterThan(0)
 
       const stopReport = yield* registry.stopAll
       expect(stopReport).toEqual({ stopped: ["a", "b", "c", "d"], failed: [] })
       expect(yield* statuses(registry)).toEqual([["a", "stopped"], ["b", "stopped"], ["c", "stopped"], ["d", "stopped"]])
       for (const port of ports) expect(yield* refused(port)).toBe(true)
+      // nothing the servers started is still running
+      const alive = yield* Effect.filter(yield* supervisor.value, (f) => Effect.map(f.poll, Option.isNone))
+      expect(alive).toEqual([])
     }))
 
   it.scopedLive("clear stops and forgets every server", () =>
@@ -390,9 +402,13 @@ describe("metrics", () => {
         Metric.tagged(Metric.tagged(Registry.startFailuresTotal, "registry", "metrics"), "server_id", "b")
       )
       expect(failures.count).toBe(1)
+      // exported with the server's other metrics
+      const up = (yield* MetricsHttp.render).split("\n").filter((l) => l.startsWith("btps_registry_server_up{") && l.includes('registry="metrics"'))
+      expect(up.find((l) => l.includes('server_id="a"'))).toMatch(/ 1$/)
+      expect(up.find((l) => l.includes('server_id="b"'))).toMatch(/ 0$/)
 
       const { address } = yield* registry.get("a")
-      const socket = yield* Effect.promise(() => import("./support/wireClient.js").then((w) => w.connect(address!.port, Fixture.certificate.cert)))
+      const socket = yield* Effect.promise(() => connect(address!.port, Fixture.certificate.cert))
       const connections = gauge(Registry.serverConnectionsGauge, { registry: "metrics", server_id: "a" })
       expect(yield* until(Effect.map(connections, (n) => n === 1))).toBe(true)
       socket.destroy()

@@ -30,8 +30,7 @@ const expectReport = (lines: ReadonlyArray<string>, banner: string, senders: Rea
   expect(table.slice(3)).toEqual(["stopped: us-east, eu-west, apac"])
 }
 
-// child processes: run side by side
-describe.concurrent("examples/regions.ts", () => {
+describe("examples/regions.ts", () => {
   it("runs standalone (generated keys and certificate) and exits 0", async () => {
     const run = runTsx("examples/regions.ts")
     const { code } = await run.exited
@@ -43,7 +42,7 @@ describe.concurrent("examples/regions.ts", () => {
     )
     // each region's middleware logged with its region tag
     for (const region of regions) expect(run.stderr()).toMatch(new RegExp(`message="artifact \\S+ received".*region=${region}`))
-  }, 30_000)
+  }, 60_000)
 
   it("signs with the vectors' keys when given --keys", async () => {
     const run = runTsx("examples/regions.ts", ["--keys", path.join(vectorsDir, "keys.json")])
@@ -54,13 +53,5 @@ describe.concurrent("examples/regions.ts", () => {
       "regions: us-east, eu-west, apac (keys: from file)",
       [keys.trustedSender!.identity, keys.untrustedSender!.identity, keys.blockedSender!.identity]
     )
-  }, 30_000)
-
-  it("fails with exit code 1 on an unreadable key file", async () => {
-    const run = runTsx("examples/regions.ts", ["--keys", path.join(vectorsDir, "no-such-file.json")])
-    const { code } = await run.exited
-    expect(code).toBe(1)
-    expect(run.stderr()).toMatch(/level=ERROR .*cannot read/)
-    expect(run.lines.filter((l) => l !== "")).toEqual([])
-  }, 30_000)
+  }, 60_000)
 })
