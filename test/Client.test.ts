@@ -325,6 +325,23 @@ describe("pooling and pipelining", () => {
       expect(server.accepted()).toBe(2)
     }))
 
+  it.scopedLive("after a response timeout the connection is retired: later sends use a new one, the old one is closed", () =>
+    Effect.gen(function*() {
+      // the first line is never answered
+      const server = yield* Scripted.make((line, connection, index) => {
+        if (index > 0) connection.write(Scripted.successLine(Scripted.idOf(line)))
+      })
+      const client = yield* makeClient(server.port, { maxConnectionsPerHost: 1, responseTimeoutMs: 200 })
+      const stalled = yield* Effect.flip(client.send(invoiceTo("stalled")))
+      expect(stalled).toMatchObject({ _tag: "DeliveryUnknown", reason: "timeout" })
+      expect((yield* client.send(invoiceTo("next"))).reqId).toBe("next")
+      expect(server.accepted()).toBe(2)
+      // the retired connection is ended by the client once nobody waits on it
+      expect(yield* until(Effect.sync(() => server.open() === 1), 3000)).toBe(true)
+      expect(yield* client.connections).toBe(1)
+      expect(server.lines.map(Scripted.idOf)).toEqual(["stalled", "next"])
+    }))
+
   it.scopedLive("idle connections are closed by the client, and reopened when needed", () =>
     Effect.gen(function*() {
       const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()

@@ -271,8 +271,9 @@ const teardown = (conn: Connection, end: End): void => {
   conn.socket.destroy()
 }
 
-const isWritable = (conn: Connection): boolean =>
-  conn.open && !conn.socket.destroyed && conn.socket.writable && !conn.socket.readableEnded
+const socketWritable = (socket: tls.TLSSocket): boolean => !socket.destroyed && socket.writable && !socket.readableEnded
+
+const isWritable = (conn: Connection): boolean => conn.open && socketWritable(conn.socket)
 
 /**
  * Stop taking sends and end our side: the server answers what it already has, then closes. Sends
@@ -280,10 +281,10 @@ const isWritable = (conn: Connection): boolean =>
  */
 export const beginClose = (conn: Connection, quit: boolean): void => {
   if (conn.closing) return
-  const writable = isWritable(conn)
   conn.open = false
   conn.closing = true
-  if (!writable) return
+  // a retired connection (open already false) is still ended gracefully
+  if (!socketWritable(conn.socket)) return
   if (quit) {
     const control: Artifact.ControlArtifact = {
       version: Artifact.PROTOCOL_VERSION,
@@ -303,8 +304,8 @@ const watch = (conn: Connection, settings: Settings): Effect.Effect<void> =>
     while (true) {
       const now = yield* Clock.currentTimeMillis
       if (conn.users === 0 && (!conn.open || now - conn.lastUsed >= idle)) break
-      // unused: sleep until it would be idle; in use: look again soon (users leave without waking us)
-      const wait = conn.users === 0 ? conn.lastUsed + idle - now : Math.min(idle, 1000)
+      // look again when it would be idle, or within a second: users leave and retirements happen without waking us
+      const wait = Math.min(conn.users === 0 ? conn.lastUsed + idle - now : idle, 1000)
       yield* Effect.sleep(Duration.millis(Math.max(1, wait)))
     }
     beginClose(conn, settings.quit)
