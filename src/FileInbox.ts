@@ -48,7 +48,7 @@ const SAFE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/
  */
 export const fileStem = (id: string): string => {
   if (SAFE.test(id)) return id
-  const readable = id.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\./, "_").slice(0, 100)
+  const readable = id.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\./, "_").slice(0, 100) || "_"
   return `${readable}~${createHash("sha256").update(id, "utf8").digest("hex").slice(0, 16)}`
 }
 

@@ -1,0 +1,122 @@
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Exit } from "effect"
+import * as Artifact from "../src/Artifact.js"
+import * as Crypto from "../src/Crypto.js"
+import * as Delivery from "../src/Delivery.js"
+import * as FileInbox from "../src/FileInbox.js"
+import * as Fixture from "./support/serverFixture.js"
+import { tempDir } from "./support/tempDir.js"
+import * as V from "./support/vectors.js"
+
+const senderKey = Either.getOrThrow(Crypto.importPublicKey(V.keys.trustedSender!.publicKeyPem))
+
+/** A verified artifact as the pipeline hands it over: the vectors' invoice re-signed under `id`. */
+const incoming = (id: string): Delivery.IncomingArtifact => {
+  const decoded = Either.getOrThrow(Artifact.decodeLine(Fixture.invoiceLine(id)))
+  if (decoded.kind !== "transporter") throw new Error("not a transporter artifact")
+  return { artifact: decoded.artifact, raw: decoded.raw, remoteAddress: "127.0.0.1", receivedAt: new Date(), senderKey }
+}
+
+const list = (dir: string) => Effect.promise(() => fs.readdir(dir).then((names) => names.sort()))
+const read = (file: string) => Effect.promise(() => fs.readFile(file, "utf8"))
+
+describe("FileInbox", () => {
+  it.scoped("delivers an artifact as <id>.json holding exactly the artifact as received, and leaves no temp file", () =>
+    Effect.gen(function*() {
+      const dir = path.join(yield* tempDir, "inbox", "nested")
+      const inbox = yield* FileInbox.make(dir) // creates missing parents
+      const artifact = incoming("6f1c2a7e-1111-4000-8000-000000000001")
+      yield* inbox.deliver(artifact)
+      expect(yield* list(dir)).toEqual(["6f1c2a7e-1111-4000-8000-000000000001.json"])
+      const stored = yield* read(path.join(dir, "6f1c2a7e-1111-4000-8000-000000000001.json"))
+      expect(stored).toBe(`${JSON.stringify(artifact.raw)}\n`)
+      // member order survives, so the stored artifact still verifies
+      expect(Either.isRight(Crypto.verify(JSON.parse(stored) as Artifact.JsonObject, senderKey))).toBe(true)
+    }))
+
+  it.effect("file names: safe ids as they are, anything else sanitised with a hash so distinct ids never share a name", () =>
+    Effect.sync(() => {
+      expect(FileInbox.fileStem("6f1c2a7e-0000-4000-8000-00000000abcd")).toBe("6f1c2a7e-0000-4000-8000-00000000abcd")
+      expect(FileInbox.fileStem("inv_2025.01")).toBe("inv_2025.01")
+      const traversal = FileInbox.fileStem("../../etc/passwd")
+      expect(traversal).toMatch(/^_\._\.\._etc_passwd~[0-9a-f]{16}$/)
+      for (const id of ["../../etc/passwd", "a/b", "a\\b", "..", ".", ".hidden", "", "x".repeat(500), "ünï", "a b\nc", "a+2", "a~b"]) {
+        const stem = FileInbox.fileStem(id)
+        expect(stem).toMatch(/^[A-Za-z0-9_-][A-Za-z0-9._~-]*$/)
+        expect(stem.length).toBeLessThanOrEqual(128)
+        expect(path.basename(stem)).toBe(stem)
+      }
+      // "a/b" and "a_b" would both read a_b: the hash tells them apart, and a safe id never has a "~"
+      expect(FileInbox.fileStem("a/b")).not.toBe(FileInbox.fileStem("a_b"))
+      expect(FileInbox.fileStem("a/b")).not.toBe(FileInbox.fileStem("a\\b"))
+      expect(FileInbox.fileStem("a_b")).toBe("a_b")
+    }))
+
+  it.scoped("an unsafe id is stored inside the inbox under its sanitised name", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir
+      const dir = path.join(root, "inbox")
+      yield* FileInbox.make(dir)
+      const written = yield* FileInbox.write(dir, "../escape", "{}\n")
+      expect(path.dirname(written.file)).toBe(dir)
+      expect(yield* list(dir)).toEqual([`${FileInbox.fileStem("../escape")}.json`])
+      expect(yield* list(root)).toEqual(["inbox"])
+    }))
+
+  it.scoped("the same id again: identical bytes are a successful no-op, different bytes are kept as <id>+2.json, +3…", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const first = yield* FileInbox.write(dir, "dup", "first\n")
+      const again = yield* FileInbox.write(dir, "dup", "first\n")
+      expect(first).toEqual({ file: path.join(dir, "dup.json"), outcome: "created" })
+      expect(again).toEqual({ file: path.join(dir, "dup.json"), outcome: "duplicate" })
+      const second = yield* FileInbox.write(dir, "dup", "second\n")
+      const third = yield* FileInbox.write(dir, "dup", "third\n")
+      const secondAgain = yield* FileInbox.write(dir, "dup", "second\n")
+      expect(second).toEqual({ file: path.join(dir, "dup+2.json"), outcome: "created" })
+      expect(third).toEqual({ file: path.join(dir, "dup+3.json"), outcome: "created" })
+      expect(secondAgain).toEqual({ file: path.join(dir, "dup+2.json"), outcome: "duplicate" })
+      expect(yield* list(dir)).toEqual(["dup+2.json", "dup+3.json", "dup.json"])
+      // the first file is never replaced
+      expect(yield* read(path.join(dir, "dup.json"))).toBe("first\n")
+    }))
+
+  it.scoped("concurrent deliveries of one artifact store it once; of different versions, each exactly once", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const same = yield* Effect.all(Array.from({ length: 20 }, () => FileInbox.write(dir, "race", "same\n")), { concurrency: "unbounded" })
+      expect(same.filter((w) => w.outcome === "created")).toHaveLength(1)
+      expect(yield* list(dir)).toEqual(["race.json"])
+
+      const versions = Array.from({ length: 8 }, (_, n) => `v${n}\n`)
+      yield* Effect.all(versions.map((v) => FileInbox.write(dir, "mixed", v)), { concurrency: "unbounded" })
+      const files = (yield* list(dir)).filter((f) => f.startsWith("mixed"))
+      expect(files).toHaveLength(8)
+      const contents = yield* Effect.forEach(files, (f) => read(path.join(dir, f)))
+      expect([...contents].sort()).toEqual(versions)
+    }))
+
+  it.scoped("as the Delivery layer: the server's deliver writes the file before it returns", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const artifact = incoming("6f1c2a7e-2222-4000-8000-000000000002")
+      yield* Effect.flatMap(Delivery.Delivery, (d) => d.deliver(artifact)).pipe(Effect.provide(FileInbox.layer(dir)))
+      expect(yield* read(path.join(dir, "6f1c2a7e-2222-4000-8000-000000000002.json"))).toBe(FileInbox.content(artifact))
+    }))
+
+  it.scoped("an inbox that cannot be a directory fails to start with FileInboxError; a failed write is DeliveryFailed", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = path.join(dir, "not-a-dir")
+      yield* Effect.promise(() => fs.writeFile(file, "x"))
+      const exit = yield* Effect.exit(FileInbox.make(file))
+      expect(exit).toMatchObject({ _tag: "Failure" })
+      if (Exit.isFailure(exit)) expect(exit.cause).toMatchObject({ error: { _tag: "FileInboxError" } })
+
+      const failed = yield* Effect.flip(FileInbox.write(path.join(dir, "missing"), "id", "x\n"))
+      expect(failed._tag).toBe("DeliveryFailed")
+      expect(failed.detail).toContain("cannot store artifact id")
+    }))
+})
