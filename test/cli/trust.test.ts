@@ -76,9 +76,10 @@ describe.concurrent("btps trust", () => {
       privacyType: "mixed"
     })
 
-    const [duplicate, table] = await Promise.all([
+    const [duplicate, table, missing] = await Promise.all([
       run(["trust", "add", ...store, "--sender", SENDER, "--receiver", RECEIVER, "--public-key-base64", vector.publicKeyBase64]),
-      run(["trust", "list", ...store])
+      run(["trust", "list", ...store]),
+      run(["trust", "remove", ...store, "--sender", "nobody$acme.test", "--receiver", RECEIVER])
     ])
     expect(duplicate.code).toBe(1)
     expect(isOneLineError(duplicate.stderr)).toBe(true)
@@ -88,6 +89,9 @@ describe.concurrent("btps trust", () => {
     expect(header).toMatch(/^SENDER\s+RECEIVER\s+STATUS\s+EXPIRES/)
     expect(row!.split(/\s+/).slice(0, 4)).toEqual([SENDER, RECEIVER, "accepted", "2030-01-01T00:00:00.000Z"])
     expect(rest).toEqual([])
+    expect(missing.code).toBe(1)
+    expect(isOneLineError(missing.stderr)).toBe(true)
+    expect(missing.stderr).toContain(`no trust record for nobody$acme.test → ${RECEIVER}`)
 
     const decided = await run([
       "trust", "decide", ...store, "--sender", SENDER, "--receiver", RECEIVER, "--decision", "blocked",
@@ -113,11 +117,6 @@ describe.concurrent("btps trust", () => {
     content = await read()
     expect(content.trusted_senders).toEqual([])
     expect(content.other_tenant).toEqual([])
-
-    const again = await run(["trust", "remove", ...store, "--sender", SENDER, "--receiver", RECEIVER])
-    expect(again.code).toBe(1)
-    expect(isOneLineError(again.stderr)).toBe(true)
-    expect(again.stderr).toContain(`no trust record for ${SENDER} → ${RECEIVER}`)
   }, 180_000)
 
   it("bad input is refused with one line and status 1, before the store is touched", async () => {
