@@ -1,5 +1,5 @@
 /**
- * The `btps` command: `serve`, `keygen`, `dns-record` and `trust`.
+ * The `btps` command: `serve`, `send`, `keygen`, `dns-record` and `trust`.
  *
  * Exit status: 0 on success (and after SIGINT/SIGTERM once the server drained), 1 on any failure, with
  * a one-line message on stderr (a stack trace only for unexpected defects).
@@ -13,6 +13,7 @@ import { Config, Effect, Logger, LogLevel } from "effect"
 import * as dnsRecord from "./dnsRecord.js"
 import * as keygen from "./keygen.js"
 import { diagnosticsLogger, reportFailure, withPlainConsole } from "./output.js"
+import * as send from "./send.js"
 import * as serve from "./serve.js"
 import * as trust from "./trust.js"
 
@@ -27,15 +28,15 @@ export const VERSION = "0.1.0"
 export const btps = Command.make("btps").pipe(
   Command.withDescription(
     HelpDoc.blocks([
-      HelpDoc.p("BTPS (Billing Trust Protocol Secure): run a server, generate and publish identity keys, manage trust records."),
-      HelpDoc.p("Commands: serve, keygen, dns-record, trust (list, add, decide, remove). Run 'btps <command> --help' for each."),
+      HelpDoc.p("BTPS (Billing Trust Protocol Secure): run a server, send artifacts, generate and publish identity keys, manage trust records."),
+      HelpDoc.p("Commands: serve, send, keygen, dns-record, trust (list, add, decide, remove). Run 'btps <command> --help' for each."),
       HelpDoc.p("Examples:"),
       HelpDoc.p("  btps keygen --identity 'billing$vendor.com' --out keys"),
       HelpDoc.p("  btps trust add --trust-file trust.json --sender 'finance$acme.com' --receiver 'billing$vendor.com' --public-key acme.pem"),
       HelpDoc.p("  btps serve --cert cert.pem --key key.pem --trust-file trust.json --inbox inbox")
     ])
   ),
-  Command.withSubcommands([serve.command, keygen.command, dnsRecord.command, trust.command])
+  Command.withSubcommands([serve.command, send.command, keygen.command, dnsRecord.command, trust.command])
 )
 
 /**

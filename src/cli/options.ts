@@ -10,6 +10,7 @@ import { HelpDoc, Options, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Effect, Either, Layer, Option, Redacted } from "effect"
 import * as Identity from "../Identity.js"
+import * as KeyResolver from "../KeyResolver.js"
 import * as JsonTrustStore from "../TrustStore/Json.js"
 import type { TrustStore } from "../TrustStore.js"
 import { CliError } from "./output.js"
@@ -158,6 +159,36 @@ export const trustStoreLayer = (options: StoreOptions): Layer.Layer<TrustStore, 
   }
   return Layer.fail(new CliError({ message: "no trust store" }))
 }
+
+// --- DNS ------------------------------------------------------------------------------------------------
+
+/**
+ * `--dns-server host[:port]`, repeatable.
+ *
+ * @since 0.1.0
+ */
+export const dnsServers: Options.Options<Array<string>> = Options.text("dns-server").pipe(
+  Options.withDescription(
+    "DNS server (host or host:port) for BTPS record lookups; repeat for several. Default: BTPS_DNS_SERVERS (comma-separated), else the system resolvers."
+  ),
+  Options.repeated
+)
+
+/**
+ * The key resolver: `--dns-server` values when given, else `BTPS_DNS_SERVERS`; TTLs and timeouts from
+ * the other `KeyResolver.config` variables.
+ *
+ * @since 0.1.0
+ */
+export const keyResolverLayer = (servers: ReadonlyArray<string>): Layer.Layer<KeyResolver.KeyResolver, CliError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const config = yield* Effect.mapError(KeyResolver.config, (e) => new CliError({ message: `configuration: ${String(e)}`, cause: e }))
+      if (servers.length === 0) return KeyResolver.layer(config)
+      const checked = yield* Effect.mapError(KeyResolver.validateServers(servers), (message) => new CliError({ message: `--dns-server: ${message}` }))
+      return KeyResolver.layer({ ...config, servers: checked })
+    })
+  )
 
 // --- files ----------------------------------------------------------------------------------------------
 

@@ -12,12 +12,11 @@ import { Command, HelpDoc, Options } from "@effect/cli"
 import { Config, type ConfigError, Console, Context, Effect, FiberRef, HashSet, Layer, Option, type Redacted } from "effect"
 import * as Delivery from "../Delivery.js"
 import * as FileInbox from "../FileInbox.js"
-import * as KeyResolver from "../KeyResolver.js"
 import * as Logging from "../Logging.js"
 import * as MetricsHttp from "../MetricsHttp.js"
 import * as MiddlewareModule from "../MiddlewareModule.js"
 import * as Server from "../Server.js"
-import { readText, store, trustStoreLayer, withEnv } from "./options.js"
+import { dnsServers, keyResolverLayer, readText, store, trustStoreLayer, withEnv } from "./options.js"
 import { CliError, diagnosticsLogger } from "./output.js"
 
 // --- options --------------------------------------------------------------------------------------------
@@ -44,12 +43,7 @@ const options = {
     Options.optional
   ),
   store,
-  dnsServers: Options.text("dns-server").pipe(
-    Options.withDescription(
-      "DNS server (host or host:port) for sender key lookups; repeat for several. Default: BTPS_DNS_SERVERS (comma-separated), else the system resolvers."
-    ),
-    Options.repeated
-  ),
+  dnsServers,
   middleware: Options.file("middleware").pipe(
     Options.withDescription("Middleware module in the existing SDK's .mjs format. Default: ./btps.middleware.mjs when it exists."),
     withEnv("BTPS_MIDDLEWARE", Config.string("BTPS_MIDDLEWARE")),
@@ -126,17 +120,6 @@ const limits = Config.all({
 
 const configError = (error: ConfigError.ConfigError) => new CliError({ message: `configuration: ${String(error)}`, cause: error })
 
-/** `--dns-server` values, else BTPS_DNS_SERVERS and the other `KeyResolver.config` variables. */
-const keyResolver = (servers: ReadonlyArray<string>) =>
-  Layer.unwrapEffect(
-    Effect.gen(function*() {
-      const config = yield* Effect.mapError(KeyResolver.config, configError)
-      if (servers.length === 0) return KeyResolver.layer(config)
-      const checked = yield* Effect.mapError(KeyResolver.validateServers(servers), (message) => new CliError({ message: `--dns-server: ${message}` }))
-      return KeyResolver.layer({ ...config, servers: checked })
-    })
-  )
-
 /** Without --webhook or --inbox, verified artifacts are only logged. */
 const logArtifact = Delivery.onMessage((incoming: Delivery.IncomingArtifact) =>
   Effect.logInfo("verified artifact").pipe(
@@ -193,7 +176,7 @@ const serve = (opts: Opts) =>
       onNone: () => MiddlewareModule.layerDefault,
       onSome: (path) => MiddlewareModule.layer(path)
     }).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
-    const services = Layer.mergeAll(keyResolver(opts.dnsServers), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
+    const services = Layer.mergeAll(keyResolverLayer(opts.dnsServers), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
     const server = Server.layer({
       host: opts.host,
       port: opts.port,

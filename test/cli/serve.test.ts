@@ -105,7 +105,7 @@ describe.concurrent("btps serve", () => {
     expect(await accepts(Number(new URL(metricsUrl).port))).toBe(false)
   }, 120_000)
 
-  it("--inbox stores the artifact before answering, also when a --webhook receives it; a redelivery is not stored twice", async () => {
+  it("--inbox stores the artifact before answering, also when a --webhook receives it; a redelivery is not stored twice; btps send delivers", async () => {
     const hooks: Array<{ artifact: { id: string } }> = []
     const webhook = http.createServer((request, response) => {
       let body = ""
@@ -134,6 +134,26 @@ describe.concurrent("btps serve", () => {
       expect((await send(port, line)).status.ok).toBe(true)
       expect(await fs.readdir(inbox)).toEqual([`${id}.json`])
       expect(hooks.map((h) => h.artifact.id)).toEqual([id, id])
+
+      // btps send: the receiver's server found through its DNS host record, the invoice encrypted to its key
+      dns.set("_btps.host.vendor.test", [`v=1.0.0; u=127.0.0.1:${port}; s=btps1`])
+      const keyFile = path.join(dir, "finance.btps1.private.pem")
+      const documentFile = path.join(dir, "invoice.json")
+      await fs.writeFile(keyFile, V.keys.trustedSender!.privateKeyPem)
+      await fs.writeFile(documentFile, JSON.stringify(V.invoiceArtifact.expectedDecryptedDocument))
+      const sent = await run([
+        "send", "--from", "finance$acme.test", "--private-key", keyFile, "--to", "billing$vendor.test",
+        "--document", documentFile, "--encrypt", "--dns-server", dns.address, "--ca", path.join(dir, "cert.pem")
+      ], { timeoutMs: 60_000 })
+      expect(sent.stderr).toBe("")
+      expect(sent.code).toBe(0)
+      const sentId = sent.stdout.match(/^delivered (\S+) to billing\$vendor\.test: 200 /m)?.[1]
+      expect(sentId).toBeDefined()
+      const artifact = JSON.parse(await fs.readFile(path.join(inbox, `${sentId}.json`), "utf8")) as { from: string; encryption: unknown; document: unknown }
+      expect(artifact.from).toBe("finance$acme.test")
+      expect(artifact.encryption).not.toBeNull()
+      expect(typeof artifact.document).toBe("string")
+      expect(hooks.map((h) => h.artifact.id)).toEqual([id, id, sentId])
     } finally {
       webhook.close()
     }
