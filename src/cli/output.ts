@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { ValidationError } from "@effect/cli"
-import { Cause, Console, Data, Effect, Logger, Option } from "effect"
+import { Cause, ConfigError, Console, Data, Effect, Logger, Option } from "effect"
 
 /**
  * An expected failure of a command (bad input, missing file, record not found): reported as one line
@@ -44,7 +44,7 @@ export interface Palette {
 const sgr = (enabled: boolean, open: number, close: number) => (text: string) =>
   enabled ? `\u001b[${open}m${text}\u001b[${close}m` : text
 
-/** @since 0.1.0 */
+/** Colour functions, or identity functions when `enabled` is false. @since 0.1.0 */
 export const palette = (enabled: boolean): Palette => ({
   bold: sgr(enabled, 1, 22),
   dim: sgr(enabled, 2, 22),
@@ -97,6 +97,8 @@ export const diagnosticsLogger: Logger.Logger<unknown, void> = Logger.withConsol
 // --- errors -------------------------------------------------------------------------------------------
 
 const messageOf = (error: unknown): string => {
+  // a ConfigError's message omits the variable; its string form names it
+  if (ConfigError.isConfigError(error)) return `configuration: ${String(error)}`
   if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
     return error.message
   }

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { Command, HelpDoc, Options } from "@effect/cli"
-import { Config, type ConfigError, Console, Context, Effect, FiberRef, HashSet, Layer, Option, type Redacted } from "effect"
+import { Config, type ConfigError, Console, Context, Effect, FiberRef, HashSet, Layer, Option } from "effect"
 import * as Delivery from "../Delivery.js"
 import * as FileInbox from "../FileInbox.js"
 import * as Logging from "../Logging.js"
@@ -144,7 +144,7 @@ const delivery = (opts: Opts): Layer.Layer<Delivery.Delivery, CliError> => {
     return Option.match(inbox, { onNone: () => logArtifact, onSome: (make) => Layer.effect(Delivery.Delivery, make).pipe(mapError) })
   }
   const url = opts.webhook.value
-  const webhookOptions = Option.match(opts.webhookSecret, { onNone: () => ({}), onSome: (secret) => ({ secret: secret as Redacted.Redacted<string> }) })
+  const webhookOptions = Option.match(opts.webhookSecret, { onNone: () => ({}), onSome: (secret) => ({ secret }) })
   // the HTTP client is loaded only when a webhook is configured
   return Layer.unwrapEffect(
     Effect.map(
