@@ -20,11 +20,11 @@ describe.concurrent("btps --help, --version, usage errors", () => {
     expect(result.stdout.trim()).toBe("0.1.0")
   })
 
-  it("a missing required option fails with status 1 and says which, on stderr", async () => {
-    const result = await run(["keygen"])
+  it("a missing or invalid option fails with status 1 and says which, on stderr", async () => {
+    const result = await run(["trust", "add", "--sender", "not-an-identity"])
     expect(result.code).toBe(1)
     expect(result.stdout).toBe("")
-    expect(result.stderr).toContain("--identity")
+    expect(result.stderr).toContain("'not-an-identity' is not a BTPS identity")
     expect(result.stderr).not.toContain(ESC)
   })
 })
