@@ -171,7 +171,10 @@ export const dnsServers: Options.Options<Array<string>> = Options.text("dns-serv
   Options.withDescription(
     "DNS server (host or host:port) for BTPS record lookups; repeat for several. Default: BTPS_DNS_SERVERS (comma-separated), else the system resolvers."
   ),
-  Options.repeated
+  Options.repeated,
+  // optional only so that usage lines show it in brackets: zero occurrences already parse as []
+  Options.optional,
+  Options.map(Option.getOrElse((): Array<string> => []))
 )
 
 /**
