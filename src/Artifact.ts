@@ -392,7 +392,7 @@ const fast = { errors: "first", onExcessProperty: "ignore" } as const
 type Kind = Decoded["kind"]
 type ArtifactOf<K extends Kind> = Extract<Decoded, { readonly kind: K }>["artifact"]
 
-const shape = <K extends Kind, I>(kind: K, schema: Schema.Schema<ArtifactOf<K>, I>) => {
+const shape = <K extends Kind, A extends ArtifactOf<K>, I>(kind: K, schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknownEither(schema, fast)
   return (raw: JsonObject): Decoded | undefined => {
     const result = decode(raw)
@@ -414,10 +414,22 @@ const transporterVariants = {
   BTPS_DOC: invoice
 } as const
 
+const variantDecoders = {
+  TRUST_REQ: { plain: shape("transporter", trustRequest.plain), encrypted: shape("transporter", trustRequest.encrypted) },
+  TRUST_RES: { plain: shape("transporter", trustResponse.plain), encrypted: shape("transporter", trustResponse.encrypted) },
+  BTPS_DOC: { plain: shape("transporter", invoice.plain), encrypted: shape("transporter", invoice.encrypted) }
+} as const
+
+const transporterVariant = (o: JsonObject): Decoded | undefined => {
+  const variants = typeof o.type === "string" && Object.hasOwn(variantDecoders, o.type) ? variantDecoders[o.type as TransporterType] : undefined
+  if (variants === undefined) return undefined
+  return o.encryption === null ? variants.plain(o) : variants.encrypted(o)
+}
+
 /** The schema the object most likely meant, so a failure names the fields that are wrong. */
 const intendedSchema = (o: JsonObject): Schema.Schema.AnyNoContext | undefined => {
   if ("type" in o) {
-    const variants = typeof o.type === "string" && o.type in transporterVariants
+    const variants = typeof o.type === "string" && Object.hasOwn(transporterVariants, o.type)
       ? transporterVariants[o.type as TransporterType]
       : undefined
     if (variants === undefined) return TransporterArtifact
@@ -446,6 +458,12 @@ const isObject = (u: unknown): u is JsonObject => typeof u === "object" && u !==
 export const decodeUnknown = (u: unknown): Either.Either<Decoded, ValidationFailed> => {
   if (!isObject(u)) {
     return Either.left(new ValidationFailed({ issues: [{ path: [], message: "expected a JSON object" }] }))
+  }
+  // Fast path: a transporter artifact (the common case) goes straight to the variant its `type` and
+  // `encryption` name; an object that also has `action` takes the ordered route (control comes first).
+  if ("type" in u && !("action" in u)) {
+    const decoded = transporterVariant(u)
+    if (decoded !== undefined) return Either.right(decoded)
   }
   for (const attempt of shapes) {
     const decoded = attempt(u)

@@ -62,7 +62,7 @@ export const onMessage = <E, R>(
         handler(incoming).pipe(
           Effect.provide(context),
           Effect.catchAllCause((cause) => Effect.fail(toDeliveryFailed(cause))),
-          Effect.withSpan("btps.delivery.handler")
+          Effect.withSpan("btps.delivery.handler", { captureStackTrace: false })
         )
     }))
   )

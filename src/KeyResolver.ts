@@ -230,14 +230,22 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
         )
     })
 
-    // A completed entry answers in place; otherwise the lookup runs in a fiber of the service's scope,
-    // because the Cache interrupts every waiter of a name when the fiber running its lookup is interrupted.
-    const get = <A, E>(cache: Cache.Cache<string, A, E>, name: string): Effect.Effect<A, E> =>
+    // A completed entry answers in place (no span: this is the hot path of every artifact); otherwise the
+    // lookup runs in a fiber of the service's scope, because the Cache interrupts every waiter of a name
+    // when the fiber running its lookup is interrupted.
+    const get = <A, E>(
+      cache: Cache.Cache<string, A, E>,
+      name: string,
+      attributes: Record<string, string>
+    ): Effect.Effect<A, E> =>
       Effect.flatMap(
         cache.getOption(name),
         Option.match({
-          onSome: (value) => Effect.as(Effect.annotateCurrentSpan("btps.dns.cached", true), value),
-          onNone: () => Effect.flatMap(Effect.forkIn(cache.get(name), scope), Fiber.join)
+          onSome: Effect.succeed,
+          onNone: () =>
+            Effect.flatMap(Effect.forkIn(cache.get(name), scope), Fiber.join).pipe(
+              Effect.withSpan("btps.dns.resolve", { attributes: { ...attributes, "btps.dns.name": name }, captureStackTrace: false })
+            )
         })
       )
 
@@ -249,11 +257,9 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
           if (!isQueryableName(name)) {
             return Effect.fail(new PublicKeyNotFound({ detail: `not a valid DNS name: ${JSON.stringify(name)}` }))
           }
-          return Effect.zipRight(Effect.annotateCurrentSpan("btps.dns.name", name), get(keys, name))
+          return get(keys, name, { "btps.dns.record": "key", "btps.identity": identity, "btps.selector": selector })
         }
-      }).pipe(
-        Effect.withSpan("btps.dns.resolve", { attributes: { "btps.dns.record": "key", "btps.identity": identity, "btps.selector": selector } })
-      )
+      })
 
     const resolveHost = (identity: string): Effect.Effect<HostTarget, DnsRecordNotFound> =>
       Either.match(Identity.parse(identity), {
@@ -263,9 +269,9 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
           if (!isQueryableName(name)) {
             return Effect.fail(new DnsRecordNotFound({ name, detail: `not a valid DNS name: ${JSON.stringify(name)}` }))
           }
-          return Effect.zipRight(Effect.annotateCurrentSpan("btps.dns.name", name), get(hosts, name))
+          return get(hosts, name, { "btps.dns.record": "host", "btps.identity": identity })
         }
-      }).pipe(Effect.withSpan("btps.dns.resolve", { attributes: { "btps.dns.record": "host", "btps.identity": identity } }))
+      })
 
     return KeyResolver.of({ resolvePublicKey, resolveHost })
   })

@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Duration, Effect, Layer, Metric, Option } from "effect"
+import { Cause, Context, Duration, Effect, FiberRef, Layer, LogLevel, Metric, Option } from "effect"
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
@@ -43,8 +43,11 @@ export interface LineInfo {
 export interface PipelineOptions {
   /** Maximum nesting of a JSON artifact (default 64). */
   readonly maxDepth?: number
-  /** Give up on one artifact after this long (default 30 s): answers `Timeout`. */
-  readonly artifactTimeout?: Duration.DurationInput
+  /**
+   * A span per step (`btps.pipeline.parsing`, ...) besides the span per artifact. Off by default: each
+   * span costs about as much as a schema decode; step latencies are always in the metrics.
+   */
+  readonly traceSteps?: boolean
 }
 
 /** @since 0.1.0 */
@@ -61,6 +64,13 @@ class Answered {
   readonly _tag = "Answered"
   constructor(readonly response: Artifact.Response, readonly close: boolean) {}
 }
+
+/** Span options: a stack trace per span costs more than the rest of the span. */
+const noStack = { captureStackTrace: false } as const
+
+/** Run a debug log only when debug logging is on (building its annotations is not free). */
+const whenDebug = (log: Effect.Effect<void>): Effect.Effect<void> =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (min) => (LogLevel.lessThanEqual(min, LogLevel.Debug) ? log : Effect.void))
 
 const kindOf = (decoded: Artifact.Decoded | undefined): string =>
   decoded === undefined ? "invalid" : decoded.kind === "transporter" ? decoded.artifact.type : decoded.kind
@@ -81,7 +91,6 @@ export const make = (
     const chain = Option.getOrElse(yield* Effect.serviceOption(Middleware.Middlewares), () => Middleware.empty)
     const identities = yield* Effect.serviceOption(IdentityStore)
     const tenants = yield* Effect.serviceOption(Tenants)
-    const timeout = Duration.decode(options.artifactTimeout ?? "30 seconds")
     const decodeOptions = options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }
 
     /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
@@ -92,25 +101,27 @@ export const make = (
         decision._tag === "Respond" ? Effect.fail(new Answered(decision.response, decision.close)) : Effect.void)
     }
 
-    /** One step: its middleware around its body, timed and traced. */
+    // tagged metrics built once, not per artifact
+    const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepDuration.pipe(Metric.tagged("step", name))]))
+    const getByIdTimer = Metrics.trustStoreDuration.pipe(Metric.tagged("operation", "getById"))
+    const traceSteps = options.traceSteps === true
+
+    /** One step: its middleware around its body, timed (and traced when asked). */
     const step = <E>(
       name: Middleware.Step,
       ctx: Middleware.RequestContext,
       body: Effect.Effect<Middleware.RequestContext, E>
-    ): Effect.Effect<Middleware.RequestContext, E | BtpsError.BtpsError | Answered> =>
-      gate("before", name, ctx).pipe(
-        Effect.zipRight(
-          body.pipe(
-            Metric.trackDurationWith(Metrics.stepDuration.pipe(Metric.tagged("step", name)), Duration.toSeconds),
-            Effect.withSpan(`btps.pipeline.${name}`)
-          )
-        ),
+    ): Effect.Effect<Middleware.RequestContext, E | BtpsError.BtpsError | Answered> => {
+      const timed = body.pipe(Metric.trackDurationWith(stepTimers.get(name)!, Duration.toSeconds))
+      return gate("before", name, ctx).pipe(
+        Effect.zipRight(traceSteps ? Effect.withSpan(timed, `btps.pipeline.${name}`, noStack) : timed),
         Effect.tap((next) => gate("after", name, next))
       )
+    }
 
     const trustCall = <A>(operation: string, effect: Effect.Effect<A, unknown>) =>
       effect.pipe(
-        Metric.trackDurationWith(Metrics.trustStoreDuration.pipe(Metric.tagged("operation", operation)), Duration.toSeconds),
+        Metric.trackDurationWith(getByIdTimer, Duration.toSeconds),
         Effect.mapError((cause) => new BtpsError.ServiceUnavailable({ detail: `trust store ${operation} failed`, cause }))
       )
 
@@ -218,7 +229,6 @@ export const make = (
         return yield* route(ctx, decoded).pipe(Effect.annotateLogs(Logging.requestAnnotations(ctx)))
       })
       return program.pipe(
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => new BtpsError.Timeout({ detail: "artifact processing timed out" }) }),
         Effect.catchAll((e): Effect.Effect<Outcome> => {
           if (e instanceof Answered) return Effect.succeed({ response: e.response, close: e.close })
           ctx = { ...ctx, error: e }
@@ -245,15 +255,17 @@ export const make = (
               1
             ).pipe(
               Effect.zipRight(
-                Effect.logDebug("answered").pipe(
-                  Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
-                  Effect.annotateLogs(Logging.requestAnnotations(ctx))
+                whenDebug(
+                  Effect.logDebug("answered").pipe(
+                    Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
+                    Effect.annotateLogs(Logging.requestAnnotations(ctx))
+                  )
                 )
               )
             )
           })
         ),
-        Effect.withSpan("btps.pipeline", { attributes: { line: info.lineNumber } })
+        Effect.withSpan("btps.pipeline", { attributes: { line: info.lineNumber }, captureStackTrace: false })
       )
     }
 

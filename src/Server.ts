@@ -63,7 +63,9 @@ export const ServerOptions = Schema.Struct({
   /** Drop connections that have not completed the TLS handshake after this long (default 10 000). */
   handshakeTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
   /** Maximum nesting of a JSON artifact (default 64). */
-  maxJsonDepth: Schema.optionalWith(PositiveInt, { default: () => 64 })
+  maxJsonDepth: Schema.optionalWith(PositiveInt, { default: () => 64 }),
+  /** A tracing span per pipeline step besides the one per artifact (default off: they cost CPU). */
+  traceSteps: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 
 /** Options as given (defaults optional). @since 0.1.0 */
@@ -119,6 +121,17 @@ export class BtpsServer extends Context.Tag("btps/BtpsServer")<BtpsServer, BtpsS
 type Slot = { readonly _tag: "Answer"; readonly outcome: Deferred.Deferred<Pipeline.Outcome> } | { readonly _tag: "End" }
 const End: Slot = { _tag: "End" }
 
+/** The answer to a line whose processing took longer than artifactTimeoutMs. */
+const timedOut = (line: string): Pipeline.Outcome => {
+  let reqId: string | undefined
+  try {
+    reqId = Artifact.idOf(JSON.parse(line))
+  } catch {
+    reqId = undefined
+  }
+  return { response: BtpsError.toResponse(new BtpsError.Timeout({ detail: "artifact processing timed out" }), { reqId }), close: false }
+}
+
 const lineOf = (response: Artifact.Response): string => `${Artifact.encodeResponse(response)}\n`
 
 /** Write without waiting for the kernel unless the socket asks for backpressure. */
@@ -165,7 +178,12 @@ const serveConnection = (
 
     // at most maxInFlight artifacts being processed; answers wait in order in `slots` for the writer
     const permits = yield* Effect.makeSemaphore(options.maxInFlight)
-    const answer = (outcome: Effect.Effect<Pipeline.Outcome>) =>
+    /**
+     * Queue an answer slot and compute the answer in its own fiber. With `line`, the work is cut after
+     * artifactTimeoutMs: a plain timer completes the slot with a Timeout error and interrupts the work
+     * (an Effect.timeout per artifact would cost two fibers and a race).
+     */
+    const answer = (outcome: Effect.Effect<Pipeline.Outcome>, line?: string) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           yield* restore(permits.take(1))
@@ -174,7 +192,7 @@ const serveConnection = (
           // once queued, the answer is always produced (or the connection is torn down)
           inFlight++
           // a fiber forked here would inherit uninterruptibility: make the work interruptible again
-          yield* FiberSet.run(
+          const fiber = yield* FiberSet.run(
             work,
             Effect.interruptible(
               Effect.intoDeferred(outcome, deferred).pipe(
@@ -183,6 +201,12 @@ const serveConnection = (
               )
             )
           )
+          if (line === undefined) return
+          const timer = setTimeout(() => {
+            Deferred.unsafeDone(deferred, Exit.succeed(timedOut(line)))
+            fiber.unsafeInterruptAsFork(fiber.id())
+          }, options.artifactTimeoutMs)
+          fiber.addObserver(() => clearTimeout(timer))
         })
       )
 
@@ -193,7 +217,7 @@ const serveConnection = (
       }
       if (frame.line.trim().length === 0) return Effect.void
       lineNumber++
-      return answer(pipeline.process(frame.line, { remoteAddress, lineNumber }))
+      return answer(pipeline.process(frame.line, { remoteAddress, lineNumber }), frame.line)
     }
 
     // closeOnDone false: the socket outlives the reader, so answers already queued can still be written
@@ -265,7 +289,7 @@ export const make = (
     const options = yield* Schema.decodeUnknown(ServerOptions)(input).pipe(
       Effect.mapError((e) => new ServerStartError({ message: `invalid server options: ${e.message}`, cause: e }))
     )
-    const pipeline = yield* Pipeline.make({ maxDepth: options.maxJsonDepth, artifactTimeout: Duration.millis(options.artifactTimeoutMs) })
+    const pipeline = yield* Pipeline.make({ maxDepth: options.maxJsonDepth, traceSteps: options.traceSteps })
     const server = yield* Effect.try({
       try: () =>
         tls.createServer({

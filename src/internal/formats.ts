@@ -78,11 +78,16 @@ export const CURRENCY_CODES: ReadonlyArray<string> = (
   "VEF VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMK ZMW ZWG ZWL"
 ).split(" ")
 
-/** An ISO-4217 currency code from {@link CURRENCY_CODES}. */
-export const CurrencyCode = Schema.Literal(...(CURRENCY_CODES as [string, ...Array<string>])).annotations({
-  identifier: "CurrencyCode",
-  message: () => "expected an ISO-4217 currency code"
-})
+const currencies: ReadonlySet<string> = new Set(CURRENCY_CODES)
+
+/** An ISO-4217 currency code from {@link CURRENCY_CODES} (a set lookup: a 180-literal union decodes linearly). */
+export const CurrencyCode = Schema.String.pipe(
+  Schema.filter((s) => currencies.has(s), {
+    identifier: "CurrencyCode",
+    message: () => "expected an ISO-4217 currency code",
+    arbitrary: () => (fc) => fc.constantFrom(...CURRENCY_CODES)
+  })
+)
 
 /** A JSON number that survives the wire (no NaN or Infinity; JSON has no -0, so none is generated). */
 export const JsonNumber = Schema.Number.pipe(
