@@ -29,7 +29,13 @@ const options = {
     Options.withDefault("BTPS_DOC" as const)
   ),
   document: Options.text("document").pipe(
-    Options.withDescription("JSON file with the document, checked against the type's schema; '-' reads standard input.")
+    Options.withDescription(
+      "JSON file with the document, checked against the type's schema; '-' reads standard input. A JSON array is a batch: each element is sent as its own artifact, with progress on standard error."
+    )
+  ),
+  concurrency: Options.integer("concurrency").pipe(
+    Options.withDescription("Batch only: how many artifacts are in flight at once (pipelined over the client's connections)."),
+    Options.withDefault(4)
   ),
   encrypt: Options.boolean("encrypt").pipe(Options.withDescription("Encrypt the document to the receiver's published key.")),
   id: Options.text("id").pipe(
@@ -118,6 +124,44 @@ const describe = (to: string, error: Client.SendError): CliError => {
   }
 }
 
+/** One line per item on stdout (or JSON), progress on stderr; fails if any item failed. */
+const sendBatch = (requests: ReadonlyArray<Client.SendRequest>, to: string, concurrency: number, json: boolean) =>
+  Effect.gen(function*() {
+    const total = requests.length
+    const tty = process.stderr.isTTY === true
+    let done = 0
+    let failed = 0
+    const progress = () =>
+      Effect.sync(() => {
+        const text = `sent ${done}/${total}${failed > 0 ? ` (${failed} failed)` : ""}`
+        if (tty) process.stderr.write(`\r${text}${done === total ? "\n" : ""}`)
+        else if (done === total || done % Math.max(1, Math.ceil(total / 10)) === 0) process.stderr.write(`${text}\n`)
+      })
+    const results = yield* Effect.forEach(requests, (req, i) =>
+      Client.send(req).pipe(
+        Effect.mapError((e) => describe(to, e)),
+        Effect.either,
+        Effect.tap((result) => {
+          done++
+          if (Either.isLeft(result)) failed++
+          return progress()
+        }),
+        Effect.map((result) => ({ item: i + 1, result }))
+      ), { concurrency })
+    for (const { item, result } of results) {
+      yield* json
+        ? Console.log(JSON.stringify(Either.match(result, {
+          onLeft: (e) => ({ item, ok: false, error: e.message }),
+          onRight: (answer) => ({ item, ok: true, reqId: answer.reqId, status: answer.status })
+        })))
+        : Either.match(result, {
+          onLeft: (e) => Console.log(`item ${item}: not delivered: ${e.message}`),
+          onRight: (answer) => Console.log(`item ${item}: delivered ${answer.reqId ?? ""}: ${answer.status.code} ${answer.status.message}`)
+        })
+    }
+    if (failed > 0) return yield* new CliError({ message: `${failed} of ${total} artifacts were not delivered` })
+  })
+
 /**
  * `btps send`.
  *
@@ -134,7 +178,14 @@ export const command = Command.make("send", options, (opts) =>
       encrypt: opts.encrypt,
       ...Option.match(opts.id, { onNone: () => ({}), onSome: (id) => ({ id }) })
     }
-    const req = yield* request(opts.type, opts.to, json, sendOptions)
+    if (Array.isArray(json) && Option.isSome(opts.id)) {
+      return yield* new CliError({ message: "--id names one artifact: it cannot be used with a batch" })
+    }
+    // every document is checked before anything is sent, so a bad batch sends nothing
+    const requests = yield* Effect.forEach(Array.isArray(json) ? json : [json], (doc, i) =>
+      request(opts.type, opts.to, doc, sendOptions).pipe(
+        Effect.mapError((e) => (Array.isArray(json) ? new CliError({ message: `batch item ${i + 1}: ${e.message}` }) : e))
+      ))
     const server = Option.flatMap(opts.server, (value) => Option.fromNullable(parseServer(value)))
 
     const client = Client.layer({
@@ -149,9 +200,12 @@ export const command = Command.make("send", options, (opts) =>
       Layer.mapError((e) => new CliError({ message: e.message, cause: e })),
       Layer.provide(keyResolverLayer(opts.dnsServers))
     )
-    const answer = yield* Client.send(req).pipe(Effect.mapError((e) => describe(opts.to, e)), Effect.provide(client))
-    if (opts.json) return yield* Console.log(JSON.stringify(answer, null, 2))
-    yield* Console.log(`delivered ${answer.reqId ?? ""} to ${opts.to}: ${answer.status.code} ${answer.status.message}`)
+    if (!Array.isArray(json)) {
+      const answer = yield* Client.send(requests[0]!).pipe(Effect.mapError((e) => describe(opts.to, e)), Effect.provide(client))
+      if (opts.json) return yield* Console.log(JSON.stringify(answer, null, 2))
+      return yield* Console.log(`delivered ${answer.reqId ?? ""} to ${opts.to}: ${answer.status.code} ${answer.status.message}`)
+    }
+    yield* sendBatch(requests, opts.to, Math.max(1, opts.concurrency), opts.json).pipe(Effect.provide(client))
   })).pipe(
     Command.withDescription(
       HelpDoc.blocks([

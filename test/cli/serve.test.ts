@@ -154,6 +154,19 @@ describe.concurrent("btps serve", () => {
       expect(artifact.encryption).not.toBeNull()
       expect(typeof artifact.document).toBe("string")
       expect(hooks.map((h) => h.artifact.id)).toEqual([id, id, sentId])
+
+      // a batch: a JSON array of documents, each its own artifact, progress on stderr
+      const batchFile = path.join(dir, "batch.json")
+      const doc = V.invoiceArtifact.expectedDecryptedDocument as Record<string, unknown>
+      await fs.writeFile(batchFile, JSON.stringify([1, 2, 3].map((n) => ({ ...doc, id: `INV-B${n}` }))))
+      const batch = await run([
+        "send", "--from", "finance$acme.test", "--private-key", keyFile, "--to", "billing$vendor.test",
+        "--document", batchFile, "--dns-server", dns.address, "--ca", path.join(dir, "cert.pem")
+      ], { timeoutMs: 60_000 })
+      expect(batch.code).toBe(0)
+      expect(batch.stderr).toMatch(/sent 3\/3/)
+      expect(batch.stdout.match(/^item \d: delivered \S+: 200 success$/gm)?.length).toBe(3)
+      expect(hooks.length).toBe(6)
     } finally {
       webhook.close()
     }
