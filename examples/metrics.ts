@@ -1,0 +1,152 @@
+/**
+ * Metrics: a BTPS server with the Prometheus endpoint (`MetricsHttp.layer`), some traffic, and a scrape.
+ *
+ *   1. the BTPS server of billing$vendor.example starts, with /metrics on a free port
+ *   2. finance$acme.example (trusted) sends an invoice: accepted
+ *   3. sales$rogue.example (not trusted) sends an invoice: refused by trust
+ *   4. a raw TLS client writes a line that is not JSON: answered with an error
+ *   5. GET /metrics: the btps_* series (histogram buckets left out)
+ *   6. everything shuts down
+ *
+ *   npx tsx examples/metrics.ts
+ *
+ * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
+ */
+import * as tls from "node:tls"
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Context, Data, Effect, Layer, Logger, LogLevel } from "effect"
+import {
+  Client,
+  Crypto,
+  Delivery,
+  DnsRecord,
+  Identity,
+  KeyResolver,
+  MemoryTrustStore,
+  MetricsHttp,
+  Server,
+  TestCertificates,
+  TrustStore
+} from "btps-effect"
+import type { Artifact } from "btps-effect"
+
+const trustedSender = "finance$acme.example"
+const untrustedSender = "sales$rogue.example"
+const receiver = "billing$vendor.example"
+
+const step = (n: number, text: string) => Console.log(`\n${n}. ${text}`)
+const say = (text: string) => Console.log(`   ${text}`)
+
+class ExampleError extends Data.TaggedError("ExampleError")<{ readonly message: string }> {}
+
+const invoice = (n: number): Artifact.InvoiceDocument => ({
+  title: `Invoice INV-${n}`,
+  id: `INV-${n}`,
+  issuedAt: new Date().toISOString(),
+  status: "unpaid",
+  totalAmount: { value: 100 * n, currency: "USD" },
+  lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Widgets", Amount: 100 * n }] }
+})
+
+/** Write one raw line over TLS and read the one answer line (what a broken or hostile client would do). */
+const rawExchange = (port: number, ca: string, line: string) =>
+  Effect.async<string, ExampleError>((resume) => {
+    let buffer = ""
+    const socket = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => socket.write(`${line}\n`))
+    socket.setEncoding("utf8")
+    socket.on("data", (chunk: string) => {
+      buffer += chunk
+      const nl = buffer.indexOf("\n")
+      if (nl === -1) return
+      socket.end()
+      resume(Effect.succeed(buffer.slice(0, nl)))
+    })
+    socket.once("error", (e) => resume(Effect.fail(new ExampleError({ message: e.message }))))
+    return Effect.sync(() => socket.destroy())
+  }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new ExampleError({ message: "no answer" }) }))
+
+const program = Effect.gen(function*() {
+  const certificate = yield* TestCertificates.generate()
+  const [trustedKeys, untrustedKeys] = yield* Effect.all([Crypto.generateKeyPair(), Crypto.generateKeyPair()], { concurrency: 2 })
+  const keyRecords = {
+    "btps1._btps.identity.finance.acme.example": DnsRecord.formatIdentityRecord(trustedKeys.publicKeyBase64),
+    "btps1._btps.identity.sales.rogue.example": DnsRecord.formatIdentityRecord(untrustedKeys.publicKeyBase64)
+  }
+  const now = new Date().toISOString()
+  const trusted = TrustStore.newRecord({
+    senderId: Identity.BtpsIdentity.make(trustedSender),
+    receiverId: Identity.BtpsIdentity.make(receiver),
+    status: "accepted",
+    createdAt: now,
+    decidedBy: receiver,
+    decidedAt: now,
+    publicKeyBase64: trustedKeys.publicKeyBase64,
+    publicKeyFingerprint: trustedKeys.fingerprint,
+    keyHistory: [],
+    privacyType: "unencrypted"
+  })
+
+  yield* step(1, `Starting the BTPS server of ${receiver} and its metrics endpoint`)
+  const context = yield* Layer.build(
+    Layer.merge(
+      Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(
+        Layer.provide(MemoryTrustStore.layer([trusted])),
+        Layer.provide(KeyResolver.layerStatic(keyRecords)),
+        Layer.provide(Delivery.layerDiscard) // acknowledge and drop: this example is about the counters
+      ),
+      // A separate plain-HTTP listener (127.0.0.1 by default); port 0 = any free port.
+      MetricsHttp.layer({ port: 0 })
+    )
+  )
+  const server = Context.get(context, Server.BtpsServer)
+  const metrics = Context.get(context, MetricsHttp.MetricsHttp)
+  yield* say(`BTPS on ${server.address.host}:${server.address.port}, metrics on http://${metrics.address.host}:${metrics.address.port}/metrics`)
+
+  const dns = {
+    ...keyRecords,
+    "_btps.host.vendor.example": DnsRecord.formatHostRecord({ host: `127.0.0.1:${server.address.port}`, selector: "btps1" })
+  }
+  const clientOf = (identity: string, keys: Crypto.KeyPairPem) =>
+    Layer.build(
+      Client.layer({ identity, publicKeyPem: keys.publicKeyPem, privateKeyPem: keys.privateKeyPem, ca: certificate.cert }).pipe(
+        Layer.provide(KeyResolver.layerStatic(dns))
+      )
+    )
+
+  yield* step(2, `${trustedSender} (trusted) sends an invoice`)
+  const ok = yield* Client.invoice(receiver, invoice(1)).pipe(Effect.provide(yield* clientOf(trustedSender, trustedKeys)))
+  yield* say(`answer: ${ok.status.code} ${ok.status.message}`)
+
+  yield* step(3, `${untrustedSender} (not trusted) sends an invoice`)
+  const refused = yield* Client.invoice(receiver, invoice(2)).pipe(
+    Effect.provide(yield* clientOf(untrustedSender, untrustedKeys)),
+    Effect.flip
+  )
+  yield* say(`refused: ${refused._tag === "Rejected" ? `${refused.code} ${refused.message}` : refused._tag}`)
+
+  yield* step(4, "A raw TLS client writes a line that is not JSON")
+  const line = yield* rawExchange(server.address.port, certificate.cert, "this is not json")
+  const { status } = JSON.parse(line) as Artifact.Response
+  yield* say(`answer: ${status.code} ${status.message}`)
+
+  yield* step(5, `GET http://${metrics.address.host}:${metrics.address.port}/metrics`)
+  const text = yield* Effect.tryPromise({
+    try: () => fetch(`http://${metrics.address.host}:${metrics.address.port}/metrics`).then((r) => r.text()),
+    catch: (e) => new ExampleError({ message: `scrape failed: ${String(e)}` })
+  })
+  // Buckets are many lines per histogram; _count and _sum say enough here. (The step and trust store
+  // histograms time the calls that succeeded: the refused and the malformed artifact add no sample.)
+  for (const series of text.split("\n")) {
+    if (series.startsWith("btps_") && !series.includes("_bucket{")) yield* say(series)
+  }
+
+  yield* step(6, "Shutting down")
+})
+
+program.pipe(
+  Effect.scoped,
+  Effect.zipRight(say("clients, BTPS server and metrics endpoint stopped")),
+  // the example prints its own story; the server's logs would interleave with it
+  Logger.withMinimumLogLevel(LogLevel.Warning),
+  NodeRuntime.runMain
+)
