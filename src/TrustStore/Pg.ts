@@ -26,24 +26,22 @@ export interface Options extends Sql.Options {
   readonly maxConnections?: number
 }
 
-const connectionFailure = (error: unknown) => Sql.connectionFailure("PostgreSQL", error)
+const redacted = (url: string | Redacted.Redacted): Redacted.Redacted => (Redacted.isRedacted(url) ? url : Redacted.make(url))
 
 /**
  * The store and its own connection pool, closed with the layer.
  *
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStoreFailure> => {
-  const url = options.url ?? DEFAULT_URL
-  return Sql.layer(options).pipe(
-    Layer.provide(
-      PgClient.layer({
-        url: Redacted.isRedacted(url) ? url : Redacted.make(url),
-        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
-      }).pipe(Layer.mapError(connectionFailure))
-    )
+export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStoreFailure> =>
+  Sql.layerWithClient(
+    "PostgreSQL",
+    options,
+    PgClient.layer({
+      url: redacted(options.url ?? DEFAULT_URL),
+      ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
+    })
   )
-}
 
 /**
  * {@link layer} with the URL read from Config `BTPS_PG_URL` (default {@link DEFAULT_URL}).
@@ -51,10 +49,4 @@ export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStore
  * @since 0.1.0
  */
 export const layerConfig = (options: Sql.Options = {}): Layer.Layer<TrustStore, TrustStoreFailure | ConfigError.ConfigError> =>
-  Sql.layer(options).pipe(
-    Layer.provide(
-      PgClient.layerConfig({
-        url: Config.redacted("BTPS_PG_URL").pipe(Config.withDefault(Redacted.make(DEFAULT_URL)))
-      }).pipe(Layer.catchAll((error) => Layer.fail(error._tag === "SqlError" ? connectionFailure(error) : error)))
-    )
-  )
+  Sql.layerWithClient("PostgreSQL", options, PgClient.layerConfig({ url: Config.redacted("BTPS_PG_URL").pipe(Config.withDefault(Redacted.make(DEFAULT_URL))) }))

@@ -14,7 +14,7 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect, Either, Layer, Option, Schedule, Schema } from "effect"
 import { checkRecord } from "../internal/storedRecord.js"
 import { TrustRecord } from "../Trust.js"
@@ -257,3 +257,24 @@ export const connectionFailure = (database: string, error: unknown): TrustStoreF
   const inner = error instanceof Error && error.cause !== undefined ? ` (${text(error.cause)})` : ""
   return new TrustStoreFailure({ reason: "Database", message: `cannot connect to ${database}: ${text(error)}${inner}`, cause: error })
 }
+
+/**
+ * The store with its own client layer (and so its own pool, closed with the layer), the client's
+ * connection failures turned into the store's typed error: what the `Pg` and `Mysql` layers are.
+ *
+ * @since 0.1.0
+ */
+export const layerWithClient = <E>(
+  database: string,
+  options: Options,
+  client: Layer.Layer<SqlClient.SqlClient, E>
+): Layer.Layer<TrustStore, TrustStoreFailure | Exclude<E, SqlError>> =>
+  layer(options).pipe(
+    Layer.provide(
+      client.pipe(
+        Layer.catchAll((error) =>
+          Layer.fail(error instanceof SqlError ? connectionFailure(database, error) : (error as Exclude<E, SqlError>))
+        )
+      )
+    )
+  )
