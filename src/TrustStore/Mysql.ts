@@ -14,19 +14,8 @@ import * as Sql from "./Sql.js"
 /** Used when no URL is given: the local test database. @since 0.1.0 */
 export const DEFAULT_URL = "mysql://root@127.0.0.1:3306/test"
 
-/**
- * Options of the MySQL store.
- *
- * @since 0.1.0
- */
-export interface Options extends Sql.Options {
-  /** Connection URL, default {@link DEFAULT_URL}. */
-  readonly url?: string | Redacted.Redacted
-  /** Pool size (`MysqlClient`'s `maxConnections`). */
-  readonly maxConnections?: number
-}
-
-const redacted = (url: string | Redacted.Redacted): Redacted.Redacted => (Redacted.isRedacted(url) ? url : Redacted.make(url))
+/** Options of the store: the SQL store's plus `url` and `maxConnections`. @since 0.1.0 */
+export type Options = Sql.ClientOptions
 
 /**
  * The store and its own connection pool, closed with the layer.
@@ -37,10 +26,7 @@ export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStore
   Sql.layerWithClient(
     "MySQL",
     options,
-    MysqlClient.layer({
-      url: redacted(options.url ?? DEFAULT_URL),
-      ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
-    }).pipe(Layer.mapError((error) => Sql.connectionFailure("MySQL", error)))
+    MysqlClient.layer(Sql.clientSettings(options, DEFAULT_URL)).pipe(Layer.mapError((error) => Sql.connectionFailure("MySQL", error)))
   )
 
 /**

@@ -15,7 +15,7 @@
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Duration, Effect, Either, Layer, Option, Schedule, Schema } from "effect"
+import { Duration, Effect, Either, Layer, Option, Redacted, Schedule, Schema } from "effect"
 import { checkRecord } from "../internal/storedRecord.js"
 import { TrustRecord } from "../Trust.js"
 import {
@@ -278,3 +278,24 @@ export const layerWithClient = <E>(
       )
     )
   )
+
+/**
+ * Connection options of the store layers that own their client (`Pg`, `Mysql`).
+ *
+ * @since 0.1.0
+ */
+export interface ClientOptions extends Options {
+  /** Connection URL (each layer has its default). */
+  readonly url?: string | Redacted.Redacted
+  /** Pool size (the client's `maxConnections`). */
+  readonly maxConnections?: number
+}
+
+/** The client settings of {@link ClientOptions}, the URL kept redacted. @since 0.1.0 */
+export const clientSettings = (options: ClientOptions, defaultUrl: string) => {
+  const url = options.url ?? defaultUrl
+  return {
+    url: Redacted.isRedacted(url) ? url : Redacted.make(url),
+    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
+  }
+}
