@@ -134,8 +134,8 @@ const program = Effect.gen(function*() {
     try: () => fetch(`http://${metrics.address.host}:${metrics.address.port}/metrics`).then((r) => r.text()),
     catch: (e) => new ExampleError({ message: `scrape failed: ${String(e)}` })
   })
-  // Buckets are many lines per histogram; _count and _sum say enough here. (The step and trust store
-  // histograms time the calls that succeeded: the refused and the malformed artifact add no sample.)
+  // Buckets are many lines per histogram; _count and _sum say enough here. The step and trust store
+  // histograms time every call, failed ones included (the malformed line is timed in "parsing").
   for (const series of text.split("\n")) {
     if (series.startsWith("btps_") && !series.includes("_bucket{")) yield* say(series)
   }

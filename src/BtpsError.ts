@@ -239,6 +239,14 @@ export class SocketClosed extends define("SocketClosed", "BTP_ERROR_SOCKET_CLOSE
 /** The artifact was verified but could not be handed to the application (ours). */
 export class DeliveryFailed extends define("DeliveryFailed", "BTP_ERROR_DELIVERY", 503, "BTPS artifact delivery failed") {}
 
+/** `issuedAt` is too old or too far in the future (replay protection, opt-in; ours). */
+export class StaleArtifact extends define(
+  "StaleArtifact",
+  "BTP_ERROR_STALE_ARTIFACT",
+  400,
+  "BTPS artifact issuedAt is outside the accepted time window"
+) {}
+
 /** A dependency (trust store, DNS) failed transiently; the sender should retry later (ours). */
 export class ServiceUnavailable extends define(
   "ServiceUnavailable",
@@ -284,6 +292,7 @@ export type BtpsError =
   | ConnectionEnded
   | SocketClosed
   | DeliveryFailed
+  | StaleArtifact
   | ServiceUnavailable
   | UnknownError
 
@@ -317,6 +326,7 @@ export const classes = {
   ConnectionEnded,
   SocketClosed,
   DeliveryFailed,
+  StaleArtifact,
   ServiceUnavailable,
   UnknownError
 } as const

@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 import * as Dns from "node:dns"
-import { Cache, Cause, Clock, Config, ConfigError, Context, Data, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, type Scope } from "effect"
+import { Cache, Cause, Config, ConfigError, Context, Data, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, type Scope } from "effect"
 import { DnsRecordNotFound, PublicKeyNotFound } from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
 import type { PublicKey } from "./Crypto.js"
@@ -156,13 +156,7 @@ const isTransientFailure = (error: { readonly cause?: unknown }): boolean =>
   error.cause instanceof DnsLookupError && error.cause.isTransient
 
 /** Records the lookup's duration (success or failure) in `btps_dns_duration_seconds{record}`. */
-const timed = (record: "key" | "host") => {
-  const histogram = Metrics.dnsDuration.pipe(Metric.tagged("record", record))
-  return <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.flatMap(Clock.currentTimeNanos, (start) =>
-      Effect.onExit(self, () =>
-        Effect.flatMap(Clock.currentTimeNanos, (end) => Metric.update(histogram, Number(end - start) / 1e9))))
-}
+const timed = (record: "key" | "host") => Metrics.timed(Metrics.dnsDuration.pipe(Metric.tagged("record", record)))
 
 // --- service ------------------------------------------------------------------------------------
 

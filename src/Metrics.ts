@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Metric, MetricBoundaries } from "effect"
+import { Clock, Effect, Metric, MetricBoundaries } from "effect"
 
 const latency = MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 })
 
@@ -43,3 +43,14 @@ export const rateLimitedTotal = Metric.counter("btps_rate_limited_total", {
   description: "Requests refused by the rate limiter",
   incremental: true
 })
+
+/**
+ * Record how long an effect took in a seconds histogram, whatever its outcome (Effect's
+ * `Metric.trackDuration` only records successes, which would hide the cost of failures).
+ *
+ * @since 0.1.0
+ */
+export const timed = <Type, Out>(histogram: Metric.Metric<Type, number, Out>) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Clock.currentTimeNanos, (start) =>
+    Effect.onExit(self, () => Effect.flatMap(Clock.currentTimeNanos, (end) => Metric.update(histogram, Number(end - start) / 1e9))))

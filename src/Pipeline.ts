@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Duration, Effect, FiberRef, Layer, LogLevel, Metric, Option } from "effect"
+import { Cause, Context, Effect, FiberRef, Layer, LogLevel, Metric, Option } from "effect"
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
@@ -112,7 +112,7 @@ export const make = (
       ctx: Middleware.RequestContext,
       body: Effect.Effect<Middleware.RequestContext, E>
     ): Effect.Effect<Middleware.RequestContext, E | BtpsError.BtpsError | Answered> => {
-      const timed = body.pipe(Metric.trackDurationWith(stepTimers.get(name)!, Duration.toSeconds))
+      const timed = body.pipe(Metrics.timed(stepTimers.get(name)!))
       return gate("before", name, ctx).pipe(
         Effect.zipRight(traceSteps ? Effect.withSpan(timed, `btps.pipeline.${name}`, noStack) : timed),
         Effect.tap((next) => gate("after", name, next))
@@ -121,7 +121,7 @@ export const make = (
 
     const trustCall = <A>(operation: string, effect: Effect.Effect<A, unknown>) =>
       effect.pipe(
-        Metric.trackDurationWith(getByIdTimer, Duration.toSeconds),
+        Metrics.timed(getByIdTimer),
         Effect.mapError((cause) => new BtpsError.ServiceUnavailable({ detail: `trust store ${operation} failed`, cause }))
       )
 

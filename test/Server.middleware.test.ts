@@ -158,6 +158,8 @@ describe("metrics of a running server", () => {
       expect(value(/^btps_artifacts_total\{[^}]*kind="invalid"[^}]*outcome="InvalidJson"[^}]*\} (\S+)$/m)).toBeGreaterThanOrEqual(1)
       expect(value(/^btps_connections_total (\S+)$/m)).toBeGreaterThanOrEqual(1)
       expect(value(/^btps_step_duration_seconds_count\{step="signatureVerification"\} (\S+)$/m)).toBeGreaterThanOrEqual(2)
+      // failed steps are timed too: three lines parsed, one of them not JSON
+      expect(value(/^btps_step_duration_seconds_count\{step="parsing"\} (\S+)$/m)).toBeGreaterThanOrEqual(3)
       expect(value(/^btps_trust_store_duration_seconds_count\{operation="getById"\} (\S+)$/m)).toBeGreaterThanOrEqual(2)
     }))
 })

@@ -1,0 +1,122 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Either, Layer, Ref } from "effect"
+import type * as Artifact from "../src/Artifact.js"
+import * as Crypto from "../src/Crypto.js"
+import * as Delivery from "../src/Delivery.js"
+import * as KeyResolver from "../src/KeyResolver.js"
+import * as Middleware from "../src/Middleware.js"
+import * as ReplayGuard from "../src/ReplayGuard.js"
+import * as Server from "../src/Server.js"
+import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
+import * as Fixture from "./support/serverFixture.js"
+import * as V from "./support/vectors.js"
+import { exchange } from "./support/wireClient.js"
+
+const signer = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
+
+/** The vectors' trusted invoice with a chosen id and issuedAt, signed. */
+const invoice = (id: string, issuedAt: Date = new Date()) => {
+  const { signature: _s, ...unsigned } = JSON.parse(Fixture.invoiceLine("template")) as Record<string, unknown>
+  return JSON.stringify(Crypto.sign({ ...unsigned, id, issuedAt: issuedAt.toISOString() }, signer))
+}
+
+const serve = <E>(delivery: Layer.Layer<Delivery.Delivery, E>, options: ReplayGuard.Options = {}) =>
+  Effect.gen(function*() {
+    const layer = Server.layer(Fixture.options()).pipe(
+      Layer.provide(Middleware.layer(ReplayGuard.middleware(options))),
+      Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
+      Layer.provide(MemoryTrustStore.layer(Fixture.trustRecords)),
+      Layer.provide(delivery)
+    )
+    const server = Context.get(yield* Layer.build(layer), Server.BtpsServer)
+    return (...lines: ReadonlyArray<string>) =>
+      Effect.map(
+        Effect.promise(() => exchange(server.address.port, Fixture.certificate.cert, lines.join("\n") + "\n", { expect: lines.length })),
+        (got) => got.lines.map((l) => (JSON.parse(l) as Artifact.Response).status)
+      )
+  })
+
+const counting = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ids) => ({
+  ids,
+  layer: Delivery.onMessage((incoming) => Ref.update(ids, (all) => [...all, incoming.artifact.id]))
+}))
+
+describe("ReplayGuard", () => {
+  it.scopedLive("a redelivered artifact is answered success again but delivered once", () =>
+    Effect.gen(function*() {
+      const { ids, layer } = yield* counting
+      const send = yield* serve(layer)
+      const line = invoice("once-1")
+      expect((yield* send(line))[0]).toMatchObject({ ok: true })
+      expect((yield* send(line))[0]).toMatchObject({ ok: true, message: "success" })
+      expect(yield* Ref.get(ids)).toEqual(["once-1"])
+    }))
+
+  it.scopedLive("a copy arriving while the first is being delivered is told to retry; then it gets its answer", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const delivered = yield* Ref.make(0)
+      const send = yield* serve(Delivery.onMessage(() => Effect.zipRight(Deferred.await(release), Ref.update(delivered, (n) => n + 1))))
+      const line = invoice("busy-1")
+      const first = yield* Effect.fork(send(line))
+      yield* Effect.sleep("200 millis")
+      expect((yield* send(line))[0]).toMatchObject({ ok: false, code: 503 })
+      yield* Deferred.succeed(release, undefined)
+      expect((yield* first)[0]).toMatchObject({ ok: true })
+      expect((yield* send(line))[0]).toMatchObject({ ok: true })
+      expect(yield* Ref.get(delivered)).toBe(1)
+    }))
+
+  it.scopedLive("after a failed delivery the retry is delivered", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const send = yield* serve(Delivery.onMessage(() =>
+        Effect.flatMap(Ref.getAndUpdate(attempts, (n) => n + 1), (n) => (n === 0 ? Effect.fail("down") : Effect.void))))
+      const line = invoice("retry-1")
+      expect((yield* send(line))[0]).toMatchObject({ ok: false, code: 503 })
+      expect((yield* send(line))[0]).toMatchObject({ ok: true })
+      expect(yield* Ref.get(attempts)).toBe(2)
+    }))
+
+  it.scopedLive("stale and future issuedAt are refused; the vectors' 2025 artifacts are refused with the default window", () =>
+    Effect.gen(function*() {
+      const { ids, layer } = yield* counting
+      const send = yield* serve(layer, { maxAgeMs: 60_000, maxSkewMs: 5_000 })
+      const stale = { ok: false, code: 400, message: "BTPS artifact issuedAt is outside the accepted time window" }
+      expect((yield* send(invoice("old-1", new Date(Date.now() - 120_000))))[0]).toEqual(stale)
+      expect((yield* send(invoice("future-1", new Date(Date.now() + 60_000))))[0]).toEqual(stale)
+      expect((yield* send(Fixture.invoiceLine("vector-2025")))[0]).toEqual(stale)
+      expect((yield* send(invoice("fresh-1")))[0]).toMatchObject({ ok: true })
+      expect(yield* Ref.get(ids)).toEqual(["fresh-1"])
+    }))
+
+  it.scopedLive("forged artifacts never reach the guard; different senders' ids do not collide", () =>
+    Effect.gen(function*() {
+      const { ids, layer } = yield* counting
+      const send = yield* serve(layer)
+      const forged = JSON.parse(invoice("shared-id")) as { signature: { value: string } }
+      forged.signature.value = Buffer.alloc(256, 1).toString("base64")
+      expect((yield* send(JSON.stringify(forged)))[0]).toMatchObject({ ok: false, code: 401 })
+      // the genuine artifact with the same id is still delivered
+      expect((yield* send(invoice("shared-id")))[0]).toMatchObject({ ok: true })
+      expect(yield* Ref.get(ids)).toEqual(["shared-id"])
+    }))
+
+  it.live("memory is bounded by maxEntries", () =>
+    Effect.gen(function*() {
+      const [check, remember] = yield* ReplayGuard.middleware({ maxEntries: 3 })
+      const decoded = (id: string) =>
+        ({ kind: "transporter", artifact: { id, from: "a$b.test", issuedAt: new Date().toISOString() }, raw: {} }) as never
+      const run = (id: string) =>
+        Effect.gen(function*() {
+          const ctx = { remoteAddress: "x", receivedAt: new Date(), line: "", lineNumber: 1, state: new Map(), decoded: decoded(id) }
+          const first = yield* check!.handle(ctx)
+          yield* remember!.handle(ctx)
+          return first._tag
+        })
+      for (const id of ["1", "2", "3", "4", "5"]) expect(yield* run(id)).toBe("Continue")
+      // "5" is remembered; "1" was forgotten to keep at most 3 entries
+      expect(yield* run("5")).toBe("Respond")
+      expect(yield* run("1")).toBe("Continue")
+    }))
+})
