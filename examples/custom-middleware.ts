@@ -15,13 +15,12 @@
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Context, Effect, HashMap, Layer, Logger, LogLevel, Schedule } from "effect"
+import { Context, Effect, HashMap, Layer, Logger, LogLevel, Schedule } from "effect"
 import {
   Client,
   Crypto,
   Delivery,
   DnsRecord,
-  Identity,
   KeyResolver,
   MemoryTrustStore,
   Middleware,
@@ -29,17 +28,16 @@ import {
   Server,
   Tenancy,
   TestCertificates,
-  TrustStore
+  Trust
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
+import { say, step } from "./support/story.js"
 
 const acme = "finance$acme.example"
 const globex = "ap$globex.example"
 const vendor = "billing$vendor.example"
 const client = "ap$client.example"
 
-const step = (n: number, text: string) => Console.log(`\n${n}. ${text}`)
-const say = (text: string) => Console.log(`   ${text}`)
 
 /** Log lines as `[log] message key=value`, on stdout with the rest of the story. */
 const compactLogger = Logger.make(({ annotations, message }) => {
@@ -80,27 +78,20 @@ const program = Effect.gen(function*() {
     "btps1._btps.identity.finance.acme.example": DnsRecord.formatIdentityRecord(acmeKeys.publicKeyBase64),
     "btps1._btps.identity.ap.globex.example": DnsRecord.formatIdentityRecord(globexKeys.publicKeyBase64)
   }
-  const accepted = (sender: string, receiver: string, keys: Crypto.KeyPairPem) => {
-    const now = new Date().toISOString()
-    return TrustStore.newRecord({
-      senderId: Identity.BtpsIdentity.make(sender),
-      receiverId: Identity.BtpsIdentity.make(receiver),
-      status: "accepted",
-      createdAt: now,
-      decidedBy: receiver,
-      decidedAt: now,
+  const accepted = (sender: string, receiver: string, keys: Crypto.KeyPairPem) =>
+    Trust.makeRecord({
+      senderId: sender,
+      receiverId: receiver,
       publicKeyBase64: keys.publicKeyBase64,
       publicKeyFingerprint: keys.fingerprint,
-      keyHistory: [],
       privacyType: "unencrypted"
     })
-  }
 
   yield* step(1, "Starting one BTPS server for two tenants")
   // Each artifact is judged against the trust store of the tenant receiving its `to`.
   const TenantsLive = Tenancy.layer([
-    { name: "vendor", receives: [vendor], trustStore: MemoryTrustStore.layer([accepted(acme, vendor, acmeKeys)]) },
-    { name: "client", receives: [client], trustStore: MemoryTrustStore.layer([accepted(globex, client, globexKeys)]) }
+    { name: "vendor", receives: [vendor], trustStore: MemoryTrustStore.layer([yield* accepted(acme, vendor, acmeKeys)]) },
+    { name: "client", receives: [client], trustStore: MemoryTrustStore.layer([yield* accepted(globex, client, globexKeys)]) }
   ])
   const server = yield* Layer.build(
     Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(

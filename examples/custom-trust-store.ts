@@ -15,15 +15,25 @@
  * Every store call is printed as it happens. Everything runs in-process on 127.0.0.1.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
-import { Client, Crypto, Delivery, DnsRecord, Identity, KeyResolver, Server, TestCertificates, Trust, TrustStore } from "btps-effect"
+import { Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
+import {
+  Client,
+  Crypto,
+  Delivery,
+  DnsRecord,
+  Identity,
+  KeyResolver,
+  Server,
+  TestCertificates,
+  Trust,
+  TrustStore
+} from "btps-effect"
 import type { Artifact } from "btps-effect"
+import { say, step } from "./support/story.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
 
-const step = (n: number, text: string) => Console.log(`\n${n}. ${text}`)
-const say = (text: string) => Console.log(`   ${text}`)
 const short = (id: string) => `${id.slice(0, 8)}…`
 
 // --- the "remote" key-value service ----------------------------------------------------------------

@@ -14,28 +14,26 @@
  */
 import * as tls from "node:tls"
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Context, Data, Effect, Layer, Logger, LogLevel } from "effect"
+import { Context, Data, Effect, Layer, Logger, LogLevel } from "effect"
 import {
   Client,
   Crypto,
   Delivery,
   DnsRecord,
-  Identity,
   KeyResolver,
   MemoryTrustStore,
   MetricsHttp,
   Server,
   TestCertificates,
-  TrustStore
+  Trust
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
+import { say, step } from "./support/story.js"
 
 const trustedSender = "finance$acme.example"
 const untrustedSender = "sales$rogue.example"
 const receiver = "billing$vendor.example"
 
-const step = (n: number, text: string) => Console.log(`\n${n}. ${text}`)
-const say = (text: string) => Console.log(`   ${text}`)
 
 class ExampleError extends Data.TaggedError("ExampleError")<{ readonly message: string }> {}
 
@@ -72,17 +70,11 @@ const program = Effect.gen(function*() {
     "btps1._btps.identity.finance.acme.example": DnsRecord.formatIdentityRecord(trustedKeys.publicKeyBase64),
     "btps1._btps.identity.sales.rogue.example": DnsRecord.formatIdentityRecord(untrustedKeys.publicKeyBase64)
   }
-  const now = new Date().toISOString()
-  const trusted = TrustStore.newRecord({
-    senderId: Identity.BtpsIdentity.make(trustedSender),
-    receiverId: Identity.BtpsIdentity.make(receiver),
-    status: "accepted",
-    createdAt: now,
-    decidedBy: receiver,
-    decidedAt: now,
+  const trusted = yield* Trust.makeRecord({
+    senderId: trustedSender,
+    receiverId: receiver,
     publicKeyBase64: trustedKeys.publicKeyBase64,
     publicKeyFingerprint: trustedKeys.fingerprint,
-    keyHistory: [],
     privacyType: "unencrypted"
   })
 

@@ -14,29 +14,27 @@
  */
 import { fileURLToPath } from "node:url"
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Logger, LogLevel } from "effect"
+import { Effect, Layer, Logger, LogLevel } from "effect"
 import {
   Client,
   Crypto,
   Delivery,
   DnsRecord,
-  Identity,
   KeyResolver,
   MemoryTrustStore,
   MiddlewareModule,
   Server,
   TestCertificates,
-  TrustStore
+  Trust
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
+import { say, step } from "./support/story.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
 // Next to this file, whatever the working directory.
 const modulePath = fileURLToPath(new URL("./middleware/audit.middleware.mjs", import.meta.url))
 
-const step = (n: number, text: string) => Console.log(`\n${n}. ${text}`)
-const say = (text: string) => Console.log(`   ${text}`)
 
 const invoice = (id: string, amount: number): Artifact.InvoiceDocument => ({
   title: `Invoice ${id}`,
@@ -51,17 +49,11 @@ const program = Effect.gen(function*() {
   const certificate = yield* TestCertificates.generate()
   const senderKeys = yield* Crypto.generateKeyPair()
   const keyRecords = { "btps1._btps.identity.finance.acme.example": DnsRecord.formatIdentityRecord(senderKeys.publicKeyBase64) }
-  const now = new Date().toISOString()
-  const trusted = TrustStore.newRecord({
-    senderId: Identity.BtpsIdentity.make(sender),
-    receiverId: Identity.BtpsIdentity.make(receiver),
-    status: "accepted",
-    createdAt: now,
-    decidedBy: receiver,
-    decidedAt: now,
+  const trusted = yield* Trust.makeRecord({
+    senderId: sender,
+    receiverId: receiver,
     publicKeyBase64: senderKeys.publicKeyBase64,
     publicKeyFingerprint: senderKeys.fingerprint,
-    keyHistory: [],
     privacyType: "unencrypted"
   })
 

@@ -12,30 +12,26 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Console, Effect, Layer, Logger, LogLevel, Schema } from "effect"
+import { Console, Effect, Layer, Logger, LogLevel } from "effect"
 import {
   Client,
   Crypto,
   Delivery,
   DnsRecord,
-  Identity,
   JsonTrustStore,
   KeyResolver,
   Server,
   TestCertificates,
+  Trust,
   TrustStore
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
+import { bold, dim, say, step } from "./support/story.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
 const selector = "btps1"
 
-const color = process.stdout.isTTY && process.env.NO_COLOR === undefined
-const bold = (s: string) => (color ? `\x1b[1m${s}\x1b[0m` : s)
-const dim = (s: string) => (color ? `\x1b[2m${s}\x1b[0m` : s)
-const step = (n: number, text: string) => Console.log(`\n${bold(`${n}.`)} ${bold(text)}`)
-const say = (text: string) => Console.log(`   ${text}`)
 
 const invoice: Artifact.InvoiceDocument = {
   title: "Invoice INV-2026-001",
@@ -127,20 +123,15 @@ const program = Effect.gen(function*() {
   )
 
   yield* step(4, `${receiver} accepts the request`)
-  const senderKey = yield* Crypto.importPublicKey(senderKeys.publicKeyPem)
-  const now = new Date().toISOString()
-  const record = yield* trust.create({
-    senderId: Schema.decodeSync(Identity.BtpsIdentity)(sender),
-    receiverId: Schema.decodeSync(Identity.BtpsIdentity)(receiver),
-    status: "accepted",
-    createdAt: now,
-    decidedBy: "quickstart",
-    decidedAt: now,
-    publicKeyBase64: senderKey.base64,
-    publicKeyFingerprint: senderKey.fingerprint,
-    keyHistory: [],
-    privacyType: "encrypted"
-  })
+  const record = yield* trust.create(
+    yield* Trust.makeRecord({
+      senderId: sender,
+      receiverId: receiver,
+      publicKeyBase64: senderKeys.publicKeyBase64,
+      publicKeyFingerprint: senderKeys.fingerprint,
+      decidedBy: "quickstart"
+    })
+  )
   yield* say(`trust record ${record.id.slice(0, 16)}… ${record.senderId} → ${record.receiverId}: ${record.status} ${dim(`(in ${path.basename(trustFile)})`)}`)
 
   yield* step(5, `${sender} sends an encrypted invoice`)

@@ -15,29 +15,27 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Logger, LogLevel, Metric } from "effect"
+import { Effect, Layer, Logger, LogLevel, Metric } from "effect"
 import {
   Client,
   Crypto,
   DnsRecord,
-  Identity,
   KeyResolver,
   MemoryTrustStore,
   Metrics,
   Server,
   TestCertificates,
-  TrustStore,
+  Trust,
   Webhook
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
+import { say, step } from "./support/story.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
 // Shared by the BTPS server and the webhook receiver; in production: a secret from your vault.
 const secret = "example-webhook-secret"
 
-const step = (n: number, text: string) => Console.log(`\n${n}. ${text}`)
-const say = (text: string) => Console.log(`   ${text}`)
 
 // --- the webhook receiver: any HTTP server will do; this one is plain node:http ----------------------
 
@@ -102,17 +100,11 @@ const program = Effect.gen(function*() {
 
   yield* step(2, `Starting the BTPS server of ${receiver}, delivering to the webhook`)
   // The receiver already trusts the sender: one accepted record in a memory trust store.
-  const now = new Date().toISOString()
-  const trusted = TrustStore.newRecord({
-    senderId: Identity.BtpsIdentity.make(sender),
-    receiverId: Identity.BtpsIdentity.make(receiver),
-    status: "accepted",
-    createdAt: now,
-    decidedBy: receiver,
-    decidedAt: now,
+  const trusted = yield* Trust.makeRecord({
+    senderId: sender,
+    receiverId: receiver,
     publicKeyBase64: senderKeys.publicKeyBase64,
     publicKeyFingerprint: senderKeys.fingerprint,
-    keyHistory: [],
     privacyType: "unencrypted"
   })
   const keyRecords = { "btps1._btps.identity.finance.acme.example": DnsRecord.formatIdentityRecord(senderKeys.publicKeyBase64) }
@@ -138,7 +130,7 @@ const program = Effect.gen(function*() {
   const answer = yield* Client.invoice(receiver, {
     title: "Invoice INV-2026-042",
     id: "INV-2026-042",
-    issuedAt: now,
+    issuedAt: new Date().toISOString(),
     status: "unpaid",
     totalAmount: { value: 980, currency: "EUR" },
     lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Consulting", Amount: 980 }] }

@@ -5,7 +5,7 @@
  */
 import { Either, Schema } from "effect"
 import { PrivacyType } from "./Artifact.js"
-import { TrustNotAllowed } from "./BtpsError.js"
+import { InvalidIdentity, TrustNotAllowed } from "./BtpsError.js"
 import { sha256Hex } from "./Crypto.js"
 import { BtpsIdentity } from "./Identity.js"
 import { DateString, JsonRecord } from "./internal/formats.js"
@@ -58,6 +58,54 @@ export const computeTrustId = (senderId: string, receiverId: string): string =>
 
 /** Identity-store record id: hex SHA-256 of the lower-cased identity. @since 0.1.0 */
 export const computeId = (identity: string): string => sha256Hex(identity.toLowerCase())
+
+/** What a new decision needs; the rest of the record is derived. @since 0.1.0 */
+export interface RecordInput {
+  readonly senderId: string
+  readonly receiverId: string
+  /** Default `accepted`. */
+  readonly status?: TrustStatus
+  /** The sender's public key (base64 SPKI DER) and its fingerprint, e.g. from `Crypto.generateKeyPair` or a `PublicKey`. */
+  readonly publicKeyBase64: string
+  readonly publicKeyFingerprint: string
+  /** Default: the receiver. */
+  readonly decidedBy?: string
+  /** Default `encrypted`. */
+  readonly privacyType?: typeof PrivacyType.Type
+  readonly expiresAt?: string
+  /** Default: now. */
+  readonly now?: Date
+}
+
+/**
+ * A complete trust record for a decision: id computed, dates set, empty key history. Fails when an
+ * identity is not `account$domain`.
+ *
+ * @since 0.1.0
+ */
+export const makeRecord = (input: RecordInput): Either.Either<TrustRecord, InvalidIdentity> =>
+  Either.gen(function*() {
+    const senderId = yield* validIdentity(input.senderId)
+    const receiverId = yield* validIdentity(input.receiverId)
+    const now = (input.now ?? new Date()).toISOString()
+    return {
+      id: computeTrustId(senderId, receiverId),
+      senderId,
+      receiverId,
+      status: input.status ?? "accepted",
+      createdAt: now,
+      decidedBy: input.decidedBy ?? receiverId,
+      decidedAt: now,
+      ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
+      publicKeyBase64: input.publicKeyBase64,
+      publicKeyFingerprint: input.publicKeyFingerprint,
+      keyHistory: [],
+      privacyType: input.privacyType ?? "encrypted"
+    }
+  })
+
+const validIdentity = (identity: string): Either.Either<BtpsIdentity, InvalidIdentity> =>
+  Schema.is(BtpsIdentity)(identity) ? Either.right(identity) : Either.left(new InvalidIdentity({ identity }))
 
 const isPast = (date: string | undefined, now: Date): boolean => date !== undefined && Date.parse(date) <= now.getTime()
 const isFuture = (date: string | undefined, now: Date): boolean => date !== undefined && Date.parse(date) > now.getTime()

@@ -80,3 +80,26 @@ describe("rules", () => {
     expect(back).toEqual(r)
   })
 })
+
+describe("makeRecord", () => {
+  it("derives id, dates and defaults; the record is schema-valid and admits documents", () => {
+    const now = new Date("2026-02-01T10:00:00.000Z")
+    const k = V.keys.trustedSender!
+    const record = Either.getOrThrow(Trust.makeRecord({
+      senderId: k.identity,
+      receiverId: "Billing$Vendor.test",
+      publicKeyBase64: k.publicKeyBase64,
+      publicKeyFingerprint: k.fingerprint,
+      now
+    }))
+    expect(record.id).toBe(Trust.computeTrustId(k.identity, "billing$vendor.test"))
+    expect(record).toMatchObject({ status: "accepted", decidedBy: "Billing$Vendor.test", createdAt: now.toISOString(), keyHistory: [], privacyType: "encrypted" })
+    expect(Schema.is(Trust.TrustRecord)(record)).toBe(true)
+    expect(Either.isRight(Trust.admitDocument(record, now))).toBe(true)
+  })
+
+  it("refuses identities that are not account$domain", () => {
+    const result = Trust.makeRecord({ senderId: "finance@acme.test", receiverId: "b$v.test", publicKeyBase64: "", publicKeyFingerprint: "" })
+    expect(Either.isLeft(result) && result.left._tag).toBe("InvalidIdentity")
+  })
+})
