@@ -10,12 +10,9 @@
  */
 import type * as net from "node:net"
 import * as tls from "node:tls"
-import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Redacted, Schema, Stream } from "effect"
-import * as Artifact from "./Artifact.js"
-import * as BtpsError from "./BtpsError.js"
+import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Schema } from "effect"
 import type { Delivery } from "./Delivery.js"
-import { type Frame, LineFramer } from "./internal/lineFramer.js"
+import { serveConnection } from "./internal/serverConnection.js"
 import type { KeyResolver } from "./KeyResolver.js"
 import * as Metrics from "./Metrics.js"
 import * as Pipeline from "./Pipeline.js"
@@ -114,150 +111,6 @@ export interface BtpsServerShape {
  * @since 0.1.0
  */
 export class BtpsServer extends Context.Tag("btps/BtpsServer")<BtpsServer, BtpsServerShape>() {}
-
-// --- connections -----------------------------------------------------------------------------------
-
-/** An entry of a connection's response queue: a pending answer, or the end of input. */
-type Slot = { readonly _tag: "Answer"; readonly outcome: Deferred.Deferred<Pipeline.Outcome> } | { readonly _tag: "End" }
-const End: Slot = { _tag: "End" }
-
-/** The answer to a line whose processing took longer than artifactTimeoutMs. */
-const timedOut = (line: string): Pipeline.Outcome => {
-  let reqId: string | undefined
-  try {
-    reqId = Artifact.idOf(JSON.parse(line))
-  } catch {
-    reqId = undefined
-  }
-  return { response: BtpsError.toResponse(new BtpsError.Timeout({ detail: "artifact processing timed out" }), { reqId }), close: false }
-}
-
-const lineOf = (response: Artifact.Response): string => `${Artifact.encodeResponse(response)}\n`
-
-/** Write without waiting for the kernel unless the socket asks for backpressure. */
-const write = (socket: tls.TLSSocket, data: string): Effect.Effect<void, BtpsError.SocketClosed> =>
-  Effect.async<void, BtpsError.SocketClosed>((resume) => {
-    if (socket.destroyed || !socket.writable) return resume(Effect.fail(new BtpsError.SocketClosed()))
-    if (socket.write(data)) return resume(Effect.void)
-    const onDrain = () => {
-      socket.off("close", onClose)
-      resume(Effect.void)
-    }
-    const onClose = () => {
-      socket.off("drain", onDrain)
-      resume(Effect.fail(new BtpsError.SocketClosed()))
-    }
-    socket.once("drain", onDrain)
-    socket.once("close", onClose)
-    return Effect.sync(() => {
-      socket.off("drain", onDrain)
-      socket.off("close", onClose)
-    })
-  })
-
-const serveConnection = (
-  socket: tls.TLSSocket,
-  pipeline: Pipeline.PipelineShape,
-  options: ServerOptions,
-  draining: Deferred.Deferred<void>
-) =>
-  Effect.gen(function*() {
-    const remoteAddress = socket.remoteAddress ?? "unknown"
-    const slots = yield* Queue.bounded<Slot>(options.maxInFlight * 2)
-    const work = yield* FiberSet.make<void>()
-    let inFlight = 0
-    const framer = new LineFramer(options.maxLineBytes)
-    let lineNumber = 0
-
-    // Idle: no bytes either way for connectionTimeoutMs, and nothing being processed.
-    const idle = yield* Deferred.make<void>()
-    socket.setTimeout(options.connectionTimeoutMs, () => {
-      // an artifact still being processed (e.g. a slow webhook) is not idleness
-      if (inFlight === 0) Deferred.unsafeDone(idle, Exit.void)
-    })
-
-    // at most maxInFlight artifacts being processed; answers wait in order in `slots` for the writer
-    const permits = yield* Effect.makeSemaphore(options.maxInFlight)
-    /**
-     * Queue an answer slot and compute the answer in its own fiber. With `line`, the work is cut after
-     * artifactTimeoutMs: a plain timer completes the slot with a Timeout error and interrupts the work
-     * (an Effect.timeout per artifact would cost two fibers and a race).
-     */
-    const answer = (outcome: Effect.Effect<Pipeline.Outcome>, line?: string) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          yield* restore(permits.take(1))
-          const deferred = yield* Deferred.make<Pipeline.Outcome>()
-          yield* restore(Queue.offer(slots, { _tag: "Answer", outcome: deferred }))
-          // once queued, the answer is always produced (or the connection is torn down)
-          inFlight++
-          // a fiber forked here would inherit uninterruptibility: make the work interruptible again
-          const fiber = yield* FiberSet.run(
-            work,
-            Effect.interruptible(
-              Effect.intoDeferred(outcome, deferred).pipe(
-                Effect.ensuring(Effect.sync(() => inFlight--).pipe(Effect.zipRight(permits.release(1)))),
-                Effect.asVoid
-              )
-            )
-          )
-          if (line === undefined) return
-          const timer = setTimeout(() => {
-            Deferred.unsafeDone(deferred, Exit.succeed(timedOut(line)))
-            fiber.unsafeInterruptAsFork(fiber.id())
-          }, options.artifactTimeoutMs)
-          fiber.addObserver(() => clearTimeout(timer))
-        })
-      )
-
-    const onFrame = (frame: Frame): Effect.Effect<void, "stop"> => {
-      if (frame._tag === "TooLong") {
-        const error = new BtpsError.LineTooLong({ limit: options.maxLineBytes })
-        return answer(Effect.succeed({ response: BtpsError.toResponse(error), close: true })).pipe(Effect.zipRight(Effect.fail("stop" as const)))
-      }
-      if (frame.line.trim().length === 0) return Effect.void
-      lineNumber++
-      return answer(pipeline.process(frame.line, { remoteAddress, lineNumber }), frame.line)
-    }
-
-    // closeOnDone false: the socket outlives the reader, so answers already queued can still be written
-    const reader = NodeStream.fromReadable<"stop", Uint8Array>(() => socket, () => "stop", { closeOnDone: false }).pipe(
-      Stream.mapConcat((chunk) => framer.push(chunk)),
-      Stream.runForEach(onFrame),
-      Effect.ignore,
-      // stop taking new lines when the server drains or the connection idles out
-      Effect.raceFirst(Deferred.await(draining)),
-      Effect.raceFirst(
-        Deferred.await(idle).pipe(
-          Effect.zipRight(answer(Effect.succeed({ response: BtpsError.toResponse(new BtpsError.SocketTimeout()), close: true })))
-        )
-      ),
-      Effect.ensuring(Queue.offer(slots, End))
-    )
-
-    const writer = Effect.gen(function*() {
-      while (true) {
-        const slot = yield* Queue.take(slots)
-        if (slot._tag === "End") return
-        const outcome = yield* Deferred.await(slot.outcome)
-        yield* write(socket, lineOf(outcome.response))
-        if (outcome.close) return
-      }
-    })
-
-    const readerFiber = yield* Effect.fork(reader)
-    yield* Effect.exit(writer)
-    yield* Fiber.interrupt(readerFiber)
-    // all answers written: end our side and let the client close
-    yield* Effect.async<void>((resume) => {
-      if (socket.destroyed) return resume(Effect.void)
-      socket.end(() => resume(Effect.void))
-    }).pipe(Effect.timeout("1 second"), Effect.ignore)
-  }).pipe(
-    Effect.scoped,
-    Effect.ensuring(Effect.sync(() => socket.destroy())),
-    Effect.annotateLogs({ remoteAddress: socket.remoteAddress ?? "unknown" })
-  )
 
 // --- the listener ----------------------------------------------------------------------------------
 
