@@ -16,6 +16,8 @@ const total = Number(process.env.BENCH_TOTAL ?? 20_000)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
 const window = Number(process.env.BENCH_WINDOW ?? 64)
 const here = path.dirname(fileURLToPath(import.meta.url))
+/** Send this line instead of invoices (e.g. `{}`), to measure the connection path without crypto. */
+const fixedLine = process.env.BENCH_LINE
 
 interface Started {
   readonly child: ChildProcess
@@ -80,7 +82,7 @@ const drive = (port: number, lines: ReadonlyArray<string>): Promise<Array<number
       for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
         const line = buffer.slice(0, nl)
         buffer = buffer.slice(nl + 1)
-        if (!line.includes('"ok":true')) return reject(new Error(`unexpected answer ${line}`))
+        if (fixedLine === undefined && !line.includes('"ok":true')) return reject(new Error(`unexpected answer ${line}`))
         latencies.push(performance.now() - sentAt[answered++]!)
       }
       if (answered === lines.length) {
@@ -94,8 +96,8 @@ const drive = (port: number, lines: ReadonlyArray<string>): Promise<Array<number
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
 const main = async () => {
-  console.log(`signing ${total} invoices…`)
-  const lines = Array.from({ length: total }, (_, i) => Fixture.invoiceLine(`bench-${i}`))
+  console.log(fixedLine === undefined ? `signing ${total} invoices…` : `sending ${total} × ${fixedLine}`)
+  const lines = Array.from({ length: total }, (_, i) => fixedLine ?? Fixture.invoiceLine(`bench-${i}`))
   const { child, cpu, port, stopped } = await startServer()
   let results: Array<Array<number>>
   let seconds: number

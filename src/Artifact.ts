@@ -393,7 +393,8 @@ type Kind = Decoded["kind"]
 type ArtifactOf<K extends Kind> = Extract<Decoded, { readonly kind: K }>["artifact"]
 
 const shape = <K extends Kind, A extends ArtifactOf<K>, I>(kind: K, schema: Schema.Schema<A, I>) => {
-  const decode = Schema.decodeUnknownEither(schema, fast)
+  // ParseResult's decoder fails with a plain issue: no Error object (and stack trace) per failed attempt
+  const decode = ParseResult.decodeUnknownEither(schema, fast)
   return (raw: JsonObject): Decoded | undefined => {
     const result = decode(raw)
     return Either.isRight(result) ? ({ kind, artifact: result.right, raw } as Extract<Decoded, { readonly kind: K }>) : undefined
@@ -442,8 +443,8 @@ const intendedSchema = (o: JsonObject): Schema.Schema.AnyNoContext | undefined =
 }
 
 const issuesOf = (schema: Schema.Schema.AnyNoContext, u: unknown): ReadonlyArray<ValidationIssue> =>
-  Either.match(Schema.decodeUnknownEither(schema, { errors: "all" })(u), {
-    onLeft: (e) => ParseResult.ArrayFormatter.formatErrorSync(e).map(({ message, path }) => ({ path, message })),
+  Either.match(ParseResult.decodeUnknownEither(schema, { errors: "all" })(u), {
+    onLeft: (issue) => ParseResult.ArrayFormatter.formatIssueSync(issue).map(({ message, path }) => ({ path, message })),
     onRight: () => []
   })
 

@@ -48,10 +48,20 @@ const define = <const Tag extends string, Extra extends object = {}>(
     static readonly btpsName = btpsName
     static readonly code = code
     static readonly defaultMessage = defaultMessage
-    readonly btpsName = btpsName
-    readonly code = code
+    declare readonly btpsName: string
+    declare readonly code: number
     constructor(args: BtpsErrorFields = {}) {
-      super({ ...args, message: args.message ?? defaultMessage })
+      // These are expected outcomes answered on the wire, not bugs: a stack trace would be the most
+      // expensive part of refusing an artifact. (Defects keep theirs: they are not BtpsErrors.)
+      const limit = Error.stackTraceLimit
+      Error.stackTraceLimit = 0
+      try {
+        super({ ...args, message: args.message ?? defaultMessage })
+      } finally {
+        Error.stackTraceLimit = limit
+      }
+      this.btpsName = btpsName
+      this.code = code
     }
   }
   return BtpsErrorImpl as unknown as BtpsErrorClass<Tag, Extra>
