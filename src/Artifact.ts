@@ -312,7 +312,8 @@ const dataFields = {
   document: Schema.optional(JsonValue),
   signature: Schema.optional(Signature),
   encryption: Schema.optional(Schema.NullOr(Encryption)),
-  selector: Schema.optional(Schema.String)
+  selector: Schema.optional(Schema.String),
+  signedBy: Schema.optional(Schema.String)
 }
 
 /** `type: "btps_response"`. @since 0.1.0 */

@@ -19,6 +19,7 @@ import * as Logging from "./Logging.js"
 import * as Metrics from "./Metrics.js"
 import * as Middleware from "./Middleware.js"
 import * as Trust from "./Trust.js"
+import { ServerIdentity } from "./ServerIdentity.js"
 import { Tenants } from "./Tenancy.js"
 import { TrustStore, type TrustStoreShape } from "./TrustStore.js"
 
@@ -91,6 +92,7 @@ export const make = (
     const chain = Option.getOrElse(yield* Effect.serviceOption(Middleware.Middlewares), () => Middleware.empty)
     const identities = yield* Effect.serviceOption(IdentityStore)
     const tenants = yield* Effect.serviceOption(Tenants)
+    const server = yield* Effect.serviceOption(ServerIdentity)
     const decodeOptions = options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }
 
     /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
@@ -176,7 +178,13 @@ export const make = (
         if (Option.isNone(found)) return yield* new BtpsError.IdentityNotFound({ detail: a.identity })
         const key = found.value
         const document = { selector: key.selector, publicKey: key.publicKeyBase64, keyType: key.keyType, version: Artifact.PROTOCOL_VERSION }
-        return { response: Artifact.success({ reqId: a.id, data: { selector: key.selector, document } }), close: false }
+        if (Option.isNone(server)) {
+          return { response: Artifact.success({ reqId: a.id, data: { selector: key.selector, document } }), close: false }
+        }
+        // signed by the server identity: `selector` then names the server's key, as in the existing SDK
+        const { identity, selector, signer } = server.value
+        const unsigned = Artifact.success({ reqId: a.id, data: { selector, document, signedBy: identity } })
+        return { response: Crypto.sign(unsigned, signer), close: false }
       })
 
     const route = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded) => {

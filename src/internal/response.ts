@@ -27,6 +27,8 @@ export interface ResponseData {
     readonly type: "none" | "standardEncrypt" | "2faEncrypt"
   }
   readonly selector?: string
+  /** The identity whose key (under `selector`) signed the response. */
+  readonly signedBy?: string
 }
 
 interface Envelope extends ResponseData {
