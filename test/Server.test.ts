@@ -168,6 +168,26 @@ describe("bad input", () => {
       expect(yield* until(() => Effect.runSync(server.connections) === 0)).toBe(true)
     }).pipe(Effect.scoped), 60_000)
 
+  it.live("a client that never reads its answers is dropped after the idle timeout, leaving nothing behind", () =>
+    Effect.gen(function*() {
+      const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
+      const server = yield* startScoped(Fixture.layer(inbox, { connectionTimeoutMs: 400 }))
+      // enough answers to fill both sides' socket buffers, so the server's writes block
+      const socket = yield* Effect.promise(() => connect(server.address.port, ca))
+      socket.pause()
+      socket.on("error", () => {})
+      const chunk = `${JSON.stringify({ id: "x".repeat(200) })}\n`.repeat(1000)
+      let sent = 0
+      const pump = () => {
+        while (sent < 40 && socket.write(chunk)) sent++
+        if (sent < 40) socket.once("drain", () => (sent++, pump()))
+      }
+      pump()
+      yield* until(() => Effect.runSync(server.connections) === 1, 5000)
+      expect(yield* until(() => Effect.runSync(server.connections) === 0, 45_000)).toBe(true)
+      socket.destroy()
+    }).pipe(Effect.scoped), 60_000)
+
   it.scopedLive("refuses connections above maxConnections", () =>
     Effect.gen(function*() {
       const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()

@@ -76,7 +76,11 @@ export const serveConnection = (
     const idle = yield* Deferred.make<void>()
     socket.setTimeout(options.connectionTimeoutMs, () => {
       // an artifact still being processed (e.g. a slow webhook) is not idleness
-      if (inFlight === 0) Deferred.unsafeDone(idle, Exit.void)
+      if (inFlight > 0) return
+      Deferred.unsafeDone(idle, Exit.void)
+      // A client that stops reading keeps our writes waiting forever: if the timeout answer cannot be
+      // written and the connection ended within another period, drop it.
+      setTimeout(() => socket.destroy(), options.connectionTimeoutMs).unref()
     })
 
     // at most maxInFlight artifacts being processed; answers wait in order in `slots` for the writer
@@ -135,7 +139,9 @@ export const serveConnection = (
           Effect.zipRight(answer(Effect.succeed({ response: BtpsError.toResponse(new BtpsError.SocketTimeout()), close: true })))
         )
       ),
-      Effect.ensuring(Queue.offer(slots, End))
+      // end of input, after every answer queued so far. Interruptible: when the reader is interrupted
+      // because the writer is gone, a full queue would otherwise hold this finalizer forever.
+      Effect.ensuring(Effect.interruptible(Queue.offer(slots, End)))
     )
 
     const writer = Effect.gen(function*() {
