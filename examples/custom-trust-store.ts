@@ -14,8 +14,7 @@
  *
  * Every store call is printed as it happens. Everything runs in-process on 127.0.0.1.
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import {
   Client,
   Crypto,
@@ -29,7 +28,7 @@ import {
   TrustStore
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
-import { say, step } from "./support/story.js"
+import { run, say, step } from "./support/story.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -216,10 +215,4 @@ const program = Effect.gen(function*() {
   }
 })
 
-program.pipe(
-  Effect.scoped,
-  Effect.zipRight(say("client and server stopped")),
-  // the example prints its own story; the server's logs would interleave with it
-  Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
-)
+run(program, "client and server stopped")

@@ -12,9 +12,7 @@
  *
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
  */
-import * as tls from "node:tls"
-import { NodeRuntime } from "@effect/platform-node"
-import { Context, Data, Effect, Layer, Logger, LogLevel } from "effect"
+import { Context, Data, Effect, Layer } from "effect"
 import {
   Client,
   Crypto,
@@ -28,7 +26,8 @@ import {
   Trust
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
-import { say, step } from "./support/story.js"
+import { run, say, step } from "./support/story.js"
+import { exchangeLine } from "./support/rawLine.js"
 
 const trustedSender = "finance$acme.example"
 const untrustedSender = "sales$rogue.example"
@@ -45,23 +44,6 @@ const invoice = (n: number): Artifact.InvoiceDocument => ({
   totalAmount: { value: 100 * n, currency: "USD" },
   lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Widgets", Amount: 100 * n }] }
 })
-
-/** Write one raw line over TLS and read the one answer line (what a broken or hostile client would do). */
-const rawExchange = (port: number, ca: string, line: string) =>
-  Effect.async<string, ExampleError>((resume) => {
-    let buffer = ""
-    const socket = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => socket.write(`${line}\n`))
-    socket.setEncoding("utf8")
-    socket.on("data", (chunk: string) => {
-      buffer += chunk
-      const nl = buffer.indexOf("\n")
-      if (nl === -1) return
-      socket.end()
-      resume(Effect.succeed(buffer.slice(0, nl)))
-    })
-    socket.once("error", (e) => resume(Effect.fail(new ExampleError({ message: e.message }))))
-    return Effect.sync(() => socket.destroy())
-  }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new ExampleError({ message: "no answer" }) }))
 
 const program = Effect.gen(function*() {
   const certificate = yield* TestCertificates.generate()
@@ -117,7 +99,7 @@ const program = Effect.gen(function*() {
   yield* say(`refused: ${refused._tag === "Rejected" ? `${refused.code} ${refused.message}` : refused._tag}`)
 
   yield* step(4, "A raw TLS client writes a line that is not JSON")
-  const line = yield* rawExchange(server.address.port, certificate.cert, "this is not json")
+  const line = yield* exchangeLine(server.address.port, certificate.cert, "this is not json")
   const { status } = JSON.parse(line) as Artifact.Response
   yield* say(`answer: ${status.code} ${status.message}`)
 
@@ -135,10 +117,4 @@ const program = Effect.gen(function*() {
   yield* step(6, "Shutting down")
 })
 
-program.pipe(
-  Effect.scoped,
-  Effect.zipRight(say("clients, BTPS server and metrics endpoint stopped")),
-  // the example prints its own story; the server's logs would interleave with it
-  Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
-)
+run(program, "clients, BTPS server and metrics endpoint stopped")

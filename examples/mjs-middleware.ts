@@ -13,8 +13,7 @@
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
  */
 import { fileURLToPath } from "node:url"
-import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Effect, Layer } from "effect"
 import {
   Client,
   Crypto,
@@ -28,7 +27,7 @@ import {
   Trust
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
-import { say, step } from "./support/story.js"
+import { run, say, step } from "./support/story.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -93,10 +92,4 @@ const program = Effect.gen(function*() {
   yield* step(4, "Shutting down")
 })
 
-program.pipe(
-  Effect.scoped,
-  Effect.zipRight(say("client and server stopped")),
-  // the example prints its own story; the server's logs would interleave with it
-  Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
-)
+run(program, "client and server stopped")

@@ -13,7 +13,6 @@
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as tls from "node:tls"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Either, Logger, Ref, Schedule, Schema } from "effect"
 // module by module rather than from the index: the example then loads no SQL driver or HTTP client
@@ -28,6 +27,7 @@ import * as Middleware from "../src/Middleware.js"
 import * as Registry from "../src/Registry.js"
 import * as TestCertificates from "../src/TestCertificates.js"
 import * as JsonTrustStore from "../src/TrustStore/Json.js"
+import { exchangeLine } from "./support/rawLine.js"
 
 const regions = ["us-east", "eu-west", "apac"] as const
 type Region = (typeof regions)[number]
@@ -162,25 +162,6 @@ const invoice = (sender: Sender, n: number) =>
     sender.signer
   )
 
-/** Send one line, read one response line. */
-const exchange = (port: number, ca: string, line: string) =>
-  Effect.async<string, ExampleError>((resume) => {
-    let buffer = ""
-    const socket = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => socket.write(`${line}\n`))
-    socket.setEncoding("utf8")
-    socket.on("data", (chunk: string) => {
-      buffer += chunk
-      const nl = buffer.indexOf("\n")
-      if (nl === -1) return
-      socket.end()
-      resume(Effect.succeed(buffer.slice(0, nl)))
-    })
-    socket.once("error", (e) => resume(Effect.fail(new ExampleError({ message: `127.0.0.1:${port}: ${e.message}` }))))
-    return Effect.sync(() => socket.destroy())
-  }).pipe(
-    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new ExampleError({ message: `127.0.0.1:${port}: no answer` }) })
-  )
-
 const Answer = Schema.parseJson(Artifact.Response)
 
 // --- the program -----------------------------------------------------------------------------------------
@@ -222,7 +203,7 @@ const program = Effect.gen(function*() {
   for (const sender of senders) {
     for (const region of regions) {
       const { address } = yield* Registry.get(region)
-      const line = yield* exchange(address!.port, certificate.cert, JSON.stringify(invoice(sender, ++n)))
+      const line = yield* exchangeLine(address!.port, certificate.cert, JSON.stringify(invoice(sender, ++n)))
       const answer = yield* Schema.decodeUnknown(Answer)(line).pipe(Effect.mapError((e) => new ExampleError({ message: e.message })))
       const verdict = answer.status.ok ? "accepted" : `refused (${answer.status.code} ${answer.status.message})`
       if (answer.status.ok !== (sender.trustedIn === region)) unexpected++

@@ -14,8 +14,7 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Logger, LogLevel, Metric } from "effect"
+import { Effect, Layer, Metric } from "effect"
 import {
   Client,
   Crypto,
@@ -29,7 +28,7 @@ import {
   Webhook
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
-import { say, step } from "./support/story.js"
+import { run, say, step } from "./support/story.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -146,10 +145,4 @@ const program = Effect.gen(function*() {
   yield* step(4, "Shutting down")
 })
 
-program.pipe(
-  Effect.scoped,
-  Effect.zipRight(say("client, BTPS server and webhook receiver stopped")),
-  // the example prints its own story; the server's logs would interleave with it
-  Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
-)
+run(program, "client, BTPS server and webhook receiver stopped")
