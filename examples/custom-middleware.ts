@@ -32,6 +32,7 @@ import {
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
 import { say, step } from "./support/story.js"
+import { sampleInvoice } from "./support/invoice.js"
 
 const acme = "finance$acme.example"
 const globex = "ap$globex.example"
@@ -126,14 +127,7 @@ const program = Effect.gen(function*() {
   const acmeClient = yield* clientOf(acme, acmeKeys)
   const globexClient = yield* clientOf(globex, globexKeys)
 
-  const invoice = (n: number): Artifact.InvoiceDocument => ({
-    title: `Invoice INV-${n}`,
-    id: `INV-${n}`,
-    issuedAt: new Date().toISOString(),
-    status: "unpaid",
-    totalAmount: { value: 100 * n, currency: "USD" },
-    lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Widgets", Amount: 100 * n }] }
-  })
+  const invoice = (n: number) => sampleInvoice(`INV-${n}`, 100 * n, { currency: "USD", item: "Widgets" })
   /** The answer to one send (artifact id `id`), as a line to print. */
   const outcome = (id: string, to: string, send: Effect.Effect<Artifact.SuccessResponse, Client.SendError | Client.SendRawError>) =>
     Effect.match(send, {

@@ -29,6 +29,7 @@ import {
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
+import { sampleInvoice } from "./support/invoice.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -173,14 +174,7 @@ const program = Effect.gen(function*() {
       }))
     )
   )
-  const invoice: Artifact.InvoiceDocument = {
-    title: "Invoice INV-7",
-    id: "INV-7",
-    issuedAt: new Date().toISOString(),
-    status: "unpaid",
-    totalAmount: { value: 420, currency: "EUR" },
-    lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Licences", Amount: 420 }] }
-  }
+  const invoice = sampleInvoice("INV-7", 420, { item: "Licences" })
   const answered = (effect: Effect.Effect<Artifact.SuccessResponse, Client.SendError, Client.BtpsClient>) =>
     effect.pipe(
       Effect.provide(client),

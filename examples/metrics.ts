@@ -28,6 +28,7 @@ import {
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
 import { exchangeLine } from "./support/rawLine.js"
+import { sampleInvoice } from "./support/invoice.js"
 
 const trustedSender = "finance$acme.example"
 const untrustedSender = "sales$rogue.example"
@@ -36,14 +37,7 @@ const receiver = "billing$vendor.example"
 
 class ExampleError extends Data.TaggedError("ExampleError")<{ readonly message: string }> {}
 
-const invoice = (n: number): Artifact.InvoiceDocument => ({
-  title: `Invoice INV-${n}`,
-  id: `INV-${n}`,
-  issuedAt: new Date().toISOString(),
-  status: "unpaid",
-  totalAmount: { value: 100 * n, currency: "USD" },
-  lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Widgets", Amount: 100 * n }] }
-})
+const invoice = (n: number) => sampleInvoice(`INV-${n}`, 100 * n, { currency: "USD", item: "Widgets" })
 
 const program = Effect.gen(function*() {
   const certificate = yield* TestCertificates.generate()

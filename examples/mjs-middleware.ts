@@ -26,8 +26,8 @@ import {
   TestCertificates,
   Trust
 } from "btps-effect"
-import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
+import { sampleInvoice } from "./support/invoice.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -35,14 +35,7 @@ const receiver = "billing$vendor.example"
 const modulePath = fileURLToPath(new URL("./middleware/audit.middleware.mjs", import.meta.url))
 
 
-const invoice = (id: string, amount: number): Artifact.InvoiceDocument => ({
-  title: `Invoice ${id}`,
-  id,
-  issuedAt: new Date().toISOString(),
-  status: "unpaid",
-  totalAmount: { value: amount, currency: "EUR" },
-  lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Services", Amount: amount }] }
-})
+const invoice = (id: string, amount: number) => sampleInvoice(id, amount)
 
 const program = Effect.gen(function*() {
   const certificate = yield* TestCertificates.generate()

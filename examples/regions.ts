@@ -28,6 +28,7 @@ import * as Registry from "../src/Registry.js"
 import * as TestCertificates from "../src/TestCertificates.js"
 import * as JsonTrustStore from "../src/TrustStore/Json.js"
 import { exchangeLine } from "./support/rawLine.js"
+import { sampleInvoice } from "./support/invoice.js"
 
 const regions = ["us-east", "eu-west", "apac"] as const
 type Region = (typeof regions)[number]
@@ -149,14 +150,7 @@ const invoice = (sender: Sender, n: number) =>
       selector: sender.selector,
       id: crypto.randomUUID(),
       issuedAt: new Date().toISOString(),
-      document: {
-        title: `Invoice INV-${n}`,
-        id: `INV-${n}`,
-        issuedAt: new Date().toISOString(),
-        status: "unpaid",
-        totalAmount: { value: 100 * n, currency: "USD" },
-        lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Widgets", Amount: 100 * n }] }
-      },
+      document: sampleInvoice(`INV-${n}`, 100 * n, { currency: "USD", item: "Widgets" }),
       encryption: null
     },
     sender.signer

@@ -29,6 +29,7 @@ import {
 } from "btps-effect"
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
+import { sampleInvoice } from "./support/invoice.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -126,14 +127,7 @@ const program = Effect.gen(function*() {
       }))
     )
   )
-  const answer = yield* Client.invoice(receiver, {
-    title: "Invoice INV-2026-042",
-    id: "INV-2026-042",
-    issuedAt: new Date().toISOString(),
-    status: "unpaid",
-    totalAmount: { value: 980, currency: "EUR" },
-    lineItems: { columns: ["Description", "Amount"], rows: [{ Description: "Consulting", Amount: 980 }] }
-  }).pipe(Effect.provide(client))
+  const answer = yield* Client.invoice(receiver, sampleInvoice("INV-2026-042", 980, { item: "Consulting" })).pipe(Effect.provide(client))
   // Written only after the webhook answered 2xx: an acknowledged artifact is never lost.
   yield* say(`[sender]  answer: ${answer.status.code} ${answer.status.message}`)
 
