@@ -30,6 +30,7 @@ import {
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
 import { sampleInvoice } from "./support/invoice.js"
+import { localClient } from "./support/localClient.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -166,14 +167,7 @@ const program = Effect.gen(function*() {
   ).pipe(Effect.flatMap((context) => Effect.provide(Server.BtpsServer, context)))
   yield* say(`listening on ${server.address.host}:${server.address.port}`)
 
-  const client = yield* Layer.build(
-    Client.layer({ identity: sender, publicKeyPem: senderKeys.publicKeyPem, privateKeyPem: senderKeys.privateKeyPem, ca: certificate.cert }).pipe(
-      Layer.provide(KeyResolver.layerStatic({
-        ...keyRecords,
-        "_btps.host.vendor.example": DnsRecord.formatHostRecord({ host: `127.0.0.1:${server.address.port}`, selector: "btps1" })
-      }))
-    )
-  )
+  const client = yield* localClient({ identity: sender, keys: senderKeys, ca: certificate.cert, port: server.address.port, domain: "vendor.example", records: keyRecords })
   const invoice = sampleInvoice("INV-7", 420, { item: "Licences" })
   const answered = (effect: Effect.Effect<Artifact.SuccessResponse, Client.SendError, Client.BtpsClient>) =>
     effect.pipe(

@@ -30,6 +30,7 @@ import {
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
 import { sampleInvoice } from "./support/invoice.js"
+import { localClient } from "./support/localClient.js"
 
 const sender = "finance$acme.example"
 const receiver = "billing$vendor.example"
@@ -119,14 +120,7 @@ const program = Effect.gen(function*() {
   yield* say(`listening on ${server.address.host}:${server.address.port}`)
 
   yield* step(3, `${sender} sends an invoice`)
-  const client = yield* Layer.build(
-    Client.layer({ identity: sender, publicKeyPem: senderKeys.publicKeyPem, privateKeyPem: senderKeys.privateKeyPem, ca: certificate.cert }).pipe(
-      Layer.provide(KeyResolver.layerStatic({
-        ...keyRecords,
-        "_btps.host.vendor.example": DnsRecord.formatHostRecord({ host: `127.0.0.1:${server.address.port}`, selector: "btps1" })
-      }))
-    )
-  )
+  const client = yield* localClient({ identity: sender, keys: senderKeys, ca: certificate.cert, port: server.address.port, domain: "vendor.example", records: keyRecords })
   const answer = yield* Client.invoice(receiver, sampleInvoice("INV-2026-042", 980, { item: "Consulting" })).pipe(Effect.provide(client))
   // Written only after the webhook answered 2xx: an acknowledged artifact is never lost.
   yield* say(`[sender]  answer: ${answer.status.code} ${answer.status.message}`)

@@ -17,6 +17,7 @@ import { Clock, Data, Deferred, Duration, Effect, Either, Exit, Schema } from "e
 import * as Artifact from "../Artifact.js"
 import { SocketTimeout } from "../BtpsError.js"
 import { LineFramer } from "./lineFramer.js"
+import { awaitDrain } from "./socketWrite.js"
 
 /** Where to connect. */
 export interface Target {
@@ -328,21 +329,6 @@ export const run = (conn: Connection, settings: Settings): Effect.Effect<void> =
   )
 
 // --- sending ----------------------------------------------------------------------------------------
-
-const awaitDrain = (socket: tls.TLSSocket): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const done = () => {
-      socket.off("drain", done)
-      socket.off("close", done)
-      resume(Effect.void)
-    }
-    socket.once("drain", done)
-    socket.once("close", done)
-    return Effect.sync(() => {
-      socket.off("drain", done)
-      socket.off("close", done)
-    })
-  })
 
 /**
  * Write one line and wait for its answer. Registering the send and writing happen in one step, so the

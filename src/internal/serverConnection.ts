@@ -10,6 +10,7 @@ import * as Artifact from "../Artifact.js"
 import * as BtpsError from "../BtpsError.js"
 import type * as Pipeline from "../Pipeline.js"
 import { type Frame, LineFramer } from "./lineFramer.js"
+import { awaitDrain } from "./socketWrite.js"
 
 /** The per-connection limits (a subset of the server options). */
 export interface ConnectionOptions {
@@ -37,25 +38,11 @@ const timedOut = (line: string): Pipeline.Outcome => {
 const lineOf = (response: Artifact.Response): string => `${Artifact.encodeResponse(response)}\n`
 
 /** Write without waiting for the kernel unless the socket asks for backpressure. */
-const write = (socket: tls.TLSSocket, data: string): Effect.Effect<void, BtpsError.SocketClosed> =>
-  Effect.async<void, BtpsError.SocketClosed>((resume) => {
-    if (socket.destroyed || !socket.writable) return resume(Effect.fail(new BtpsError.SocketClosed()))
-    if (socket.write(data)) return resume(Effect.void)
-    const onDrain = () => {
-      socket.off("close", onClose)
-      resume(Effect.void)
-    }
-    const onClose = () => {
-      socket.off("drain", onDrain)
-      resume(Effect.fail(new BtpsError.SocketClosed()))
-    }
-    socket.once("drain", onDrain)
-    socket.once("close", onClose)
-    return Effect.sync(() => {
-      socket.off("drain", onDrain)
-      socket.off("close", onClose)
-    })
-  })
+const write = (socket: tls.TLSSocket, data: string): Effect.Effect<void, BtpsError.SocketClosed> => {
+  if (socket.destroyed || !socket.writable) return Effect.fail(new BtpsError.SocketClosed())
+  if (socket.write(data)) return Effect.void
+  return Effect.flatMap(awaitDrain(socket), (drained) => (drained ? Effect.void : Effect.fail(new BtpsError.SocketClosed())))
+}
 
 /** Serve one TLS connection until it ends, the server drains (`draining`), or it idles out. */
 export const serveConnection = (
