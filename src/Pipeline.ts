@@ -107,6 +107,17 @@ export const make = (
     const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepDuration.pipe(Metric.tagged("step", name))]))
     const getByIdTimer = Metrics.trustStoreDuration.pipe(Metric.tagged("operation", "getById"))
     const traceSteps = options.traceSteps === true
+    // artifactsTotal by (kind, outcome), tagged once per pair instead of per artifact
+    const answerCounters = new Map<string, Metric.Metric.Counter<number>>()
+    const countAnswer = (kind: string, outcome: string): void => {
+      const key = `${kind}\n${outcome}`
+      let counter = answerCounters.get(key)
+      if (counter === undefined) {
+        counter = Metrics.artifactsTotal.pipe(Metric.tagged("kind", kind), Metric.tagged("outcome", outcome))
+        answerCounters.set(key, counter)
+      }
+      counter.unsafeUpdate(1, [])
+    }
 
     /** One step: its middleware around its body, timed (and traced when asked). */
     const step = <E>(
@@ -258,17 +269,11 @@ export const make = (
           Effect.suspend(() => {
             const status = outcome.response.status
             const outcomeTag = status.ok ? "ok" : (ctx.error?._tag ?? "answered")
-            return Metric.update(
-              Metrics.artifactsTotal.pipe(Metric.tagged("kind", kindOf(ctx.decoded)), Metric.tagged("outcome", outcomeTag)),
-              1
-            ).pipe(
-              Effect.zipRight(
-                whenDebug(
-                  Effect.logDebug("answered").pipe(
-                    Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
-                    Effect.annotateLogs(Logging.requestAnnotations(ctx))
-                  )
-                )
+            countAnswer(kindOf(ctx.decoded), outcomeTag)
+            return whenDebug(
+              Effect.logDebug("answered").pipe(
+                Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
+                Effect.annotateLogs(Logging.requestAnnotations(ctx))
               )
             )
           })
