@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Either, Layer, Ref } from "effect"
+import { Clock, Context, Deferred, Effect, Either, FastCheck as fc, Layer, Ref, TestClock } from "effect"
 import type * as Artifact from "../src/Artifact.js"
+import * as BtpsError from "../src/BtpsError.js"
 import * as Crypto from "../src/Crypto.js"
 import * as Delivery from "../src/Delivery.js"
 import * as KeyResolver from "../src/KeyResolver.js"
@@ -118,5 +119,67 @@ describe("ReplayGuard", () => {
       // "5" is remembered; "1" was forgotten to keep at most 3 entries
       expect(yield* run("5")).toBe("Respond")
       expect(yield* run("1")).toBe("Continue")
+    }))
+})
+
+describe("ReplayGuard as a state machine (property)", () => {
+  type Op =
+    | { readonly _tag: "arrive"; readonly id: number; readonly ageMs: number }
+    | { readonly _tag: "deliver"; readonly pick: number }
+    | { readonly _tag: "fail"; readonly pick: number }
+    | { readonly _tag: "advance"; readonly ms: number }
+  const maxAgeMs = 10_000
+  const maxSkewMs = 1_000
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ _tag: fc.constant("arrive" as const), id: fc.nat(4), ageMs: fc.integer({ min: -2_000, max: 12_000 }) }),
+    fc.record({ _tag: fc.constant("deliver" as const), pick: fc.nat() }),
+    fc.record({ _tag: fc.constant("fail" as const), pick: fc.nat() }),
+    fc.record({ _tag: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 6_000 }) })
+  )
+
+  it.effect.prop("any sequence of arrivals, deliveries, failures and time behaves like the model", [fc.array(op, { maxLength: 40 })], ([ops]) =>
+    Effect.gen(function*() {
+      const [check, remember, release] = yield* ReplayGuard.middleware({ maxAgeMs, maxSkewMs })
+      // the model: delivered ids with the time they are forgotten, ids in flight
+      const delivered = new Map<number, number>()
+      const inFlight = new Set<number>()
+      const pending: Array<{ readonly id: number; readonly ctx: Middleware.RequestContext }> = []
+      for (const o of ops) {
+        const now = yield* Clock.currentTimeMillis
+        if (o._tag === "advance") {
+          yield* TestClock.adjust(`${o.ms} millis`)
+        } else if (o._tag === "arrive") {
+          const ctx: Middleware.RequestContext = {
+            remoteAddress: "x",
+            receivedAt: new Date(now),
+            line: "",
+            lineNumber: 1,
+            state: new Map(),
+            decoded: {
+              kind: "transporter",
+              artifact: { id: `id-${o.id}`, from: "a$b.test", issuedAt: new Date(now - o.ageMs).toISOString() },
+              raw: {}
+            } as unknown as Middleware.RequestContext["decoded"] & object
+          }
+          const got = yield* Effect.either(check!.handle(ctx))
+          const stale = o.ageMs > maxAgeMs || o.ageMs < -maxSkewMs
+          const remembered = (delivered.get(o.id) ?? -Infinity) > now
+          const expected = stale ? "StaleArtifact" : remembered ? "Respond" : inFlight.has(o.id) ? "ServiceUnavailable" : "Continue"
+          expect(Either.isLeft(got) ? got.left._tag : got.right._tag).toBe(expected)
+          if (expected === "Continue") {
+            inFlight.add(o.id)
+            pending.push({ id: o.id, ctx })
+          }
+        } else if (pending.length > 0) {
+          const { ctx, id } = pending.splice(o.pick % pending.length, 1)[0]!
+          inFlight.delete(id)
+          if (o._tag === "deliver") {
+            yield* remember!.handle(ctx)
+            delivered.set(id, now + maxAgeMs)
+          } else {
+            yield* release!.handle({ ...ctx, error: new BtpsError.DeliveryFailed() })
+          }
+        }
+      }
     }))
 })
