@@ -112,8 +112,8 @@ export const migrations = (table: string): Record<string, Effect.Effect<void, Sq
 const database = (what: string) => (cause: SqlError | Migrator.MigrationError) =>
   new TrustStoreFailure({ reason: "Database", message: `${what}: ${cause.message}`, cause })
 
-/** PostgreSQL `unique_violation`, MySQL/MariaDB `ER_DUP_ENTRY`. */
-const isUniqueViolation = (error: SqlError): boolean => {
+/** PostgreSQL `unique_violation`, MySQL/MariaDB `ER_DUP_ENTRY`. @since 0.1.0 */
+export const isUniqueViolation = (error: SqlError): boolean => {
   const cause: unknown = error.cause
   if (typeof cause !== "object" || cause === null) return false
   const code = "code" in cause ? cause.code : undefined
