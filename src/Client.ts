@@ -21,7 +21,7 @@
  * @since 0.1.0
  */
 import * as net from "node:net"
-import { Clock, Context, Data, Duration, Effect, Either, Layer, ParseResult, Redacted, Schedule, Schema, type Scope } from "effect"
+import { Cause, Clock, Config, type ConfigError, Context, Data, Duration, Effect, Either, Exit, Layer, Metric, Option, ParseResult, Redacted, Schedule, Schema, type Scope } from "effect"
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
@@ -30,6 +30,7 @@ import * as Identity from "./Identity.js"
 import * as Connection from "./internal/clientConnection.js"
 import * as Pool from "./internal/clientPool.js"
 import { DnsLookupError, KeyResolver } from "./KeyResolver.js"
+import * as Metrics from "./Metrics.js"
 
 // --- options ---------------------------------------------------------------------------------------
 
@@ -427,8 +428,11 @@ export const make = (input: ClientOptionsInput): Effect.Effect<BtpsClientShape, 
 
     const deliver = (line: string, to: string | undefined, reqId: string | undefined) =>
       attempt(line, to, reqId).pipe(
+        Effect.onExit(countOutcome(Metrics.clientAttemptsTotal)),
         Effect.retry({ schedule, while: isRetryable }),
-        Effect.withSpan("btps.client.deliver", { attributes: { "btps.to": to ?? "", "btps.reqId": reqId ?? "" } })
+        Effect.onExit(countOutcome(Metrics.clientSendsTotal)),
+        Metrics.timed(Metrics.clientSendDuration),
+        Effect.withSpan("btps.client.deliver", { attributes: { "btps.to": to ?? "", "btps.reqId": reqId ?? "" }, captureStackTrace: false })
       )
 
     const build = (request: SendRequest): Effect.Effect<Built, BuildError> =>
@@ -479,6 +483,18 @@ export const make = (input: ClientOptionsInput): Effect.Effect<BtpsClientShape, 
     return BtpsClient.of({ identity: options.identity, build, send, sendRaw, connections: pool.size, close: pool.close })
   })
 
+/** Count an exit under `outcome`: `ok`, the error's tag, or `defect` / `interrupted`. */
+const countOutcome = (counter: Metric.Metric.Counter<number>) => <A, E extends { readonly _tag: string }>(exit: Exit.Exit<A, E>) =>
+  Effect.sync(() => {
+    const outcome = Exit.isSuccess(exit)
+      ? "ok"
+      : Option.match(Cause.failureOption(exit.cause), {
+        onSome: (e) => e._tag,
+        onNone: () => (Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect")
+      })
+    counter.pipe(Metric.tagged("outcome", outcome)).unsafeUpdate(1, [])
+  })
+
 /**
  * The client as a Layer; its connections close when the layer's scope closes.
  *
@@ -486,6 +502,48 @@ export const make = (input: ClientOptionsInput): Effect.Effect<BtpsClientShape, 
  */
 export const layer = (options: ClientOptionsInput): Layer.Layer<BtpsClient, ClientOptionsError, KeyResolver> =>
   Layer.scoped(BtpsClient, make(options))
+
+/**
+ * Client options from configuration (environment by default): `BTPS_CLIENT_IDENTITY`,
+ * `BTPS_CLIENT_PUBLIC_KEY` and `BTPS_CLIENT_PRIVATE_KEY` (PEM text), and optionally
+ * `BTPS_CLIENT_SELECTOR`, `BTPS_CLIENT_CA` (PEM text), `BTPS_CLIENT_SERVER` (`host[:port]`, instead of
+ * DNS discovery), `BTPS_CLIENT_ENCRYPT`.
+ *
+ * @since 0.1.0
+ */
+export const config: Config.Config<ClientOptionsInput> = Config.all({
+  identity: Config.string("BTPS_CLIENT_IDENTITY"),
+  publicKeyPem: Config.string("BTPS_CLIENT_PUBLIC_KEY"),
+  privateKeyPem: Config.string("BTPS_CLIENT_PRIVATE_KEY"),
+  selector: Config.string("BTPS_CLIENT_SELECTOR").pipe(Config.withDefault("btps1")),
+  ca: Config.option(Config.string("BTPS_CLIENT_CA")),
+  server: Config.option(Config.string("BTPS_CLIENT_SERVER")),
+  encrypt: Config.boolean("BTPS_CLIENT_ENCRYPT").pipe(Config.withDefault(false))
+}).pipe(
+  Config.mapOrFail(({ ca, server, ...rest }) => {
+    const target = Option.map(server, (value) => {
+      const at = value.lastIndexOf(":")
+      return at > 0 && /^\d+$/.test(value.slice(at + 1))
+        ? { host: value.slice(0, at), port: Number(value.slice(at + 1)) }
+        : { host: value }
+    })
+    return Either.right({
+      ...rest,
+      ...Option.match(ca, { onNone: () => ({}), onSome: (pem) => ({ ca: pem }) }),
+      ...Option.match(target, { onNone: () => ({}), onSome: (t) => ({ server: t }) })
+    })
+  })
+)
+
+/**
+ * The client with options read from {@link config}.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  options: { readonly retry?: RetryPolicy } = {}
+): Layer.Layer<BtpsClient, ClientOptionsError | ConfigError.ConfigError, KeyResolver> =>
+  Layer.scoped(BtpsClient, Effect.flatMap(config, (input) => make({ ...input, ...options })))
 
 // --- helpers ---------------------------------------------------------------------------------------
 

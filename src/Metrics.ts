@@ -58,3 +58,18 @@ export const timed = <Type, Out>(histogram: Metric.Metric<Type, number, Out>) =>
     const start = performance.now()
     return Effect.onExit(self, () => Effect.sync(() => histogram.unsafeUpdate((performance.now() - start) / 1000, [])))
   })
+
+/** Client sends by final outcome (`ok` or the error tag), tagged `outcome`. @since 0.1.0 */
+export const clientSendsTotal = Metric.counter("btps_client_sends_total", {
+  description: "Client sends by final outcome",
+  incremental: true
+})
+
+/** Client delivery attempts (retries included), tagged `outcome`. @since 0.1.0 */
+export const clientAttemptsTotal = Metric.counter("btps_client_attempts_total", {
+  description: "Client delivery attempts by outcome, retries included",
+  incremental: true
+})
+
+/** Duration of a client send, retries included. @since 0.1.0 */
+export const clientSendDuration = Metric.histogram("btps_client_send_duration_seconds", latency, "Client send duration, retries included")
