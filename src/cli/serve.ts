@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { Command, HelpDoc, Options } from "@effect/cli"
-import { Config, type ConfigError, Console, Context, Effect, FiberRef, HashSet, Layer, Option } from "effect"
+import { Config, type ConfigError, Console, Context, Effect, FiberRef, HashSet, Layer, Option, type Scope } from "effect"
 import * as Delivery from "../Delivery.js"
 import * as FileInbox from "../FileInbox.js"
 import * as Logging from "../Logging.js"
@@ -72,6 +72,13 @@ const options = {
   inbox: Options.directory("inbox").pipe(
     Options.withDescription("Write every verified artifact durably to DIR/<id>.json before answering the sender."),
     withEnv("BTPS_INBOX_DIR", Config.string("BTPS_INBOX_DIR")),
+    Options.optional
+  ),
+  sqlInbox: Options.text("sql-inbox").pipe(
+    Options.withDescription(
+      "Store every verified artifact in this table of the --pg-url / --mysql-url database before answering (durable, idempotent, shared by several servers)."
+    ),
+    withEnv("BTPS_SQL_INBOX", Config.string("BTPS_SQL_INBOX")),
     Options.optional
   ),
   logFormat: Options.choice("log-format", Logging.Format.literals).pipe(
@@ -138,10 +145,15 @@ const logArtifact = Delivery.onMessage((incoming: Delivery.IncomingArtifact) =>
  * retries finds its artifact already stored and is not stored twice), or the log.
  */
 const delivery = (opts: Opts): Layer.Layer<Delivery.Delivery, CliError> => {
-  const inbox = Option.map(opts.inbox, FileInbox.make)
+  if (Option.isSome(opts.inbox) && Option.isSome(opts.sqlInbox)) {
+    return Layer.fail(new CliError({ message: "give only one of --inbox and --sql-inbox" }))
+  }
+  const inbox: Option.Option<Effect.Effect<Delivery.DeliveryShape, { readonly message: string }, Scope.Scope>> = Option.isSome(opts.sqlInbox)
+    ? Option.some(sqlInbox(opts.sqlInbox.value, opts.store))
+    : Option.map(opts.inbox, FileInbox.make)
   const mapError = Layer.mapError((error: { readonly message: string }) => new CliError({ message: error.message, cause: error }))
   if (Option.isNone(opts.webhook)) {
-    return Option.match(inbox, { onNone: () => logArtifact, onSome: (make) => Layer.effect(Delivery.Delivery, make).pipe(mapError) })
+    return Option.match(inbox, { onNone: () => logArtifact, onSome: (make) => Layer.scoped(Delivery.Delivery, make).pipe(mapError) })
   }
   const url = opts.webhook.value
   const webhookOptions = Option.match(opts.webhookSecret, { onNone: () => ({}), onSome: (secret) => ({ secret }) })
@@ -150,7 +162,7 @@ const delivery = (opts: Opts): Layer.Layer<Delivery.Delivery, CliError> => {
     Effect.map(
       Effect.promise(() => Promise.all([import("../Webhook.js"), import("@effect/platform-node/NodeHttpClient")])),
       ([Webhook, NodeHttpClient]) =>
-        Layer.effect(
+        Layer.scoped(
           Delivery.Delivery,
           Effect.gen(function*() {
             const webhook = yield* Webhook.make(url, webhookOptions)
@@ -162,6 +174,22 @@ const delivery = (opts: Opts): Layer.Layer<Delivery.Delivery, CliError> => {
     )
   ).pipe(mapError)
 }
+
+/** The SQL inbox in `table` of the trust store's database, over a client (and pool) of its own. */
+const sqlInbox = (table: string, store: Opts["store"]): Effect.Effect<Delivery.DeliveryShape, { readonly message: string }, Scope.Scope> =>
+  Effect.gen(function*() {
+    const SqlInbox = yield* Effect.promise(() => import("../SqlInbox.js"))
+    const client = Option.isSome(store.pgUrl)
+      ? Layer.unwrapEffect(Effect.map(Effect.promise(() => import("@effect/sql-pg")), ({ PgClient }) => PgClient.layer({ url: store.pgUrl.pipe(Option.getOrThrow) })))
+      : Option.isSome(store.mysqlUrl)
+      ? Layer.unwrapEffect(Effect.map(Effect.promise(() => import("@effect/sql-mysql2")), ({ MysqlClient }) => MysqlClient.layer({ url: store.mysqlUrl.pipe(Option.getOrThrow) })))
+      : undefined
+    if (client === undefined) return yield* new CliError({ message: "--sql-inbox needs the database of --pg-url or --mysql-url" })
+    const context = yield* Layer.build(SqlInbox.layer({ table }).pipe(Layer.provide(client))).pipe(
+      Effect.mapError((error) => new CliError({ message: `sql inbox: ${error.message}`, cause: error }))
+    )
+    return Context.get(context, Delivery.Delivery)
+  })
 
 // --- the command ----------------------------------------------------------------------------------------
 
