@@ -40,6 +40,11 @@ const lineOf = (response: Artifact.Response): string => `${Artifact.encodeRespon
 /** Write without waiting for the kernel unless the socket asks for backpressure. */
 const write = (socket: tls.TLSSocket, data: string): Effect.Effect<void, BtpsError.SocketClosed> => {
   if (socket.destroyed || !socket.writable) return Effect.fail(new BtpsError.SocketClosed())
+  // Answers written in the same tick go out as one TLS record and one syscall instead of one each.
+  if (socket.writableCorked === 0) {
+    socket.cork()
+    process.nextTick(() => socket.uncork())
+  }
   if (socket.write(data)) return Effect.void
   return Effect.flatMap(awaitDrain(socket), (drained) => (drained ? Effect.void : Effect.fail(new BtpsError.SocketClosed())))
 }
