@@ -1,5 +1,6 @@
 /**
- * Loads the reference implementation's vectors from ../shared/vectors (never copied into the project).
+ * Loads the reference implementation's vectors from test/vectors (a copy of ../shared/vectors kept in the
+ * project, so a fresh clone needs nothing beside it; test/vectors.test.ts checks the copy is identical).
  * BTPS_VECTORS_DIR overrides the location.
  */
 import { readFileSync } from "node:fs"
@@ -7,7 +8,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 export const vectorsDir = process.env.BTPS_VECTORS_DIR ??
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../shared/vectors")
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../vectors")
 
 const load = <A>(name: string): A => JSON.parse(readFileSync(path.join(vectorsDir, name), "utf8")) as A
 
