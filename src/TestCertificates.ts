@@ -23,7 +23,17 @@ const tlv = (tag: number, ...content: ReadonlyArray<Buffer>): Buffer => {
 }
 const sequence = (...items: ReadonlyArray<Buffer>) => tlv(0x30, ...items)
 const set = (...items: ReadonlyArray<Buffer>) => tlv(0x31, ...items)
-const integer = (bytes: Buffer) => tlv(0x02, bytes[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes)
+/**
+ * A DER INTEGER of the unsigned big-endian number `bytes`, minimally encoded (X.690 8.3.2): redundant
+ * leading zero octets dropped, one zero octet added when the high bit would make it read as negative.
+ * OpenSSL refuses certificates whose serial breaks either rule.
+ */
+const integer = (bytes: Uint8Array) => {
+  let start = 0
+  while (start < bytes.length - 1 && bytes[start] === 0) start++
+  const magnitude = Buffer.from(bytes.subarray(start))
+  return tlv(0x02, magnitude.length === 0 || magnitude[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), magnitude]) : magnitude)
+}
 const oid = (dotted: string): Buffer => {
   const [a, b, ...rest] = dotted.split(".").map(Number) as [number, number, ...Array<number>]
   const out: Array<number> = [a * 40 + b]
@@ -63,23 +73,43 @@ export interface TestCertificate {
   readonly key: string
 }
 
+/** Options of {@link generate}. @since 0.1.0 */
+export interface GenerateOptions {
+  readonly commonName?: string
+  readonly altNames?: ReadonlyArray<string>
+  readonly validDays?: number
+  /** The serial number, unsigned big-endian, 1 to 20 octets and not zero (RFC 5280 4.1.2.2); default 16 random octets. */
+  readonly serialNumber?: Uint8Array
+  /** Reuse an RSA key pair instead of generating one (generating dominates the cost; tests making many certificates). */
+  readonly keyPair?: { readonly privateKey: NodeCrypto.KeyObject; readonly publicKey: NodeCrypto.KeyObject }
+}
+
+/** 16 random octets, never all zero (a serial must be positive). */
+const randomSerial = (): Uint8Array => {
+  const bytes = NodeCrypto.randomBytes(16)
+  bytes[15] = bytes[15]! | 1
+  return bytes
+}
+
 /**
  * A self-signed certificate valid for a day (backdated an hour for clock skew) for the given names
  * (default `localhost`, `127.0.0.1`, `::1`). Use `cert` as the client's CA.
  *
  * @since 0.1.0
  */
-export const generate = (
-  options: { readonly commonName?: string; readonly altNames?: ReadonlyArray<string>; readonly validDays?: number } = {}
-): Effect.Effect<TestCertificate, UnknownError> =>
+export const generate = (options: GenerateOptions = {}): Effect.Effect<TestCertificate, UnknownError> =>
   Effect.try({
     try: () => {
-      const { privateKey, publicKey } = NodeCrypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
+      const serial = options.serialNumber ?? randomSerial()
+      if (serial.length === 0 || serial.length > 20 || serial.every((b) => b === 0)) {
+        throw new RangeError("serialNumber must be 1 to 20 octets and not zero")
+      }
+      const { privateKey, publicKey } = options.keyPair ?? NodeCrypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
       const commonName = options.commonName ?? "localhost"
       const now = Date.now()
       const tbs = sequence(
         explicit(0, integer(Buffer.from([2]))), // v3
-        integer(NodeCrypto.randomBytes(16)),
+        integer(serial),
         SHA256_WITH_RSA,
         name(commonName),
         sequence(generalizedTime(new Date(now - 3_600_000)), generalizedTime(new Date(now + (options.validDays ?? 1) * 86_400_000))),
@@ -96,10 +126,10 @@ export const generate = (
       )
       const der = sequence(tbs, SHA256_WITH_RSA, bitString(NodeCrypto.sign("sha256", tbs, privateKey)))
       const body = der.toString("base64").match(/.{1,64}/g)!.join("\n")
-      return {
-        cert: `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`,
-        key: privateKey.export({ type: "pkcs8", format: "pem" }).toString()
-      }
+      const cert = `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`
+      // Parse it back, as a TLS server would: an encoding mistake fails here, typed, not in a handshake.
+      if (!new NodeCrypto.X509Certificate(cert).checkPrivateKey(privateKey)) throw new Error("certificate does not match its key")
+      return { cert, key: privateKey.export({ type: "pkcs8", format: "pem" }).toString() }
     },
     catch: (cause) => new UnknownError({ message: "Certificate generation failed", cause })
   })
