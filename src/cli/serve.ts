@@ -18,6 +18,7 @@ import * as MiddlewareModule from "../MiddlewareModule.js"
 import * as Server from "../Server.js"
 import { dnsServers, keyResolverLayer, readText, store, trustStoreLayer, withEnv } from "./options.js"
 import { CliError, diagnosticsLogger } from "./output.js"
+import * as Workers from "./workers.js"
 
 // --- options --------------------------------------------------------------------------------------------
 
@@ -90,7 +91,8 @@ const options = {
     Options.withDescription("On SIGINT/SIGTERM, how long in-flight artifacts may take to finish (default 10000)."),
     withEnv("BTPS_SHUTDOWN_GRACE_MS", Config.integer("BTPS_SHUTDOWN_GRACE_MS")),
     Options.withDefault(10_000)
-  )
+  ),
+  workers: Workers.option
 }
 
 type Opts = Command.Command.ParseConfig<typeof options>
@@ -195,6 +197,8 @@ const sqlInbox = (table: string, store: Opts["store"]): Effect.Effect<Delivery.D
 
 const serve = (opts: Opts) =>
   Effect.gen(function*() {
+    // with --workers N, this process only supervises the N that serve (src/cli/workers.ts)
+    if (Workers.isPrimary(opts.workers)) return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: opts.shutdownGraceMs })
     const cert = yield* pem("certificate", "--cert", opts.cert, "BTPS_TLS_CERT")
     const key = yield* pem("private key", "--key", opts.key, "BTPS_TLS_KEY")
     const serverLimits = yield* Effect.mapError(limits, configError)
@@ -217,7 +221,7 @@ const serve = (opts: Opts) =>
       Effect.gen(function*() {
         const address = Context.get(yield* Layer.build(server), Server.BtpsServer).address
         // the one line scripts wait for (and parse the port from, when started on port 0)
-        yield* Console.log(`BTPS server listening on ${address.host}:${address.port}`)
+        yield* Workers.announceListening(address)
         if (Option.isSome(opts.metricsPort)) {
           const metrics = yield* MetricsHttp.make({ port: opts.metricsPort.value, host: opts.metricsHost }).pipe(
             Effect.mapError((e) => new CliError({ message: e.message, cause: e }))
@@ -226,7 +230,7 @@ const serve = (opts: Opts) =>
         }
         return yield* Effect.never.pipe(Effect.onInterrupt(() => Effect.logInfo("shutting down: draining in-flight artifacts")))
       })
-    )
+    ).pipe(Workers.inWorker)
   }).pipe(
     // the server logs in the chosen format on stdout (docs/operations.md); the level is the one already in
     // force (--log-level, BTPS_LOG_LEVEL)

@@ -1,0 +1,146 @@
+/**
+ * `btps serve --workers 2` as real processes: both workers serve one port, a worker killed with SIGKILL
+ * is replaced and the port keeps serving, SIGTERM drains every worker and everything exits 0; plus the
+ * restart budget as a property.
+ */
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { it as prop } from "@effect/vitest"
+import { FastCheck as fc } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { RestartBudget } from "../../src/cli/workers.js"
+import * as DnsServer from "../support/dnsServer.js"
+import * as Fixture from "../support/serverFixture.js"
+import * as V from "../support/vectors.js"
+import { exchange } from "../support/wireClient.js"
+import { makeDir, removeDir, type Running, start } from "./btps.js"
+
+const LISTENING = /^BTPS server listening on 127\.0\.0\.1:(\d+)$/m
+
+const send = async (port: number, id: string): Promise<{ status: { ok: boolean }; reqId?: string }> => {
+  const result = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine(id)}\n`, { expect: 1, settleMs: 0, timeoutMs: 20_000 })
+  return JSON.parse(result.lines[0]!) as { status: { ok: boolean }; reqId?: string }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The key=value pairs of a logfmt line (annotations come in no fixed order). */
+const fields = (line: string): Record<string, string> =>
+  Object.fromEntries([...line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, "")]))
+
+const logged = (stdout: string, message: string): Array<Record<string, string>> =>
+  stdout.split("\n").filter((l) => l.includes(`message="${message}"`)).map(fields)
+
+/** The pid of the worker that logged `verified artifact` for `id`. */
+const servedBy = async (server: Running, id: string): Promise<number> =>
+  Number(fields((await server.waitForLine(new RegExp(`message="verified artifact".*reqId=${id}`))).input!).pid)
+
+describe("btps serve --workers", () => {
+  let dir: string
+  let dns: DnsServer.DnsServer
+  let args: ReadonlyArray<string>
+  const children: Array<Running> = []
+
+  beforeAll(async () => {
+    dir = await makeDir()
+    dns = await DnsServer.start(Fixture.zone())
+    await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
+    await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
+    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(V.ids.trustStoreRecords.records))
+    args = [
+      "serve", "--host", "127.0.0.1", "--port", "0",
+      "--trust-file", path.join(dir, "trust.json"), "--dns-server", dns.address,
+      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem")
+    ]
+  })
+  afterAll(async () => {
+    for (const child of children) child.kill()
+    await dns.close()
+    await removeDir(dir)
+  })
+
+  it("two workers serve one port; a killed worker is replaced and logged; SIGTERM drains both and all exit 0", async () => {
+    const server = start([...args, "--workers", "2"])
+    children.push(server)
+    const port = Number((await server.waitForLine(LISTENING, 90_000))[1])
+    const pids = logged(server.stdout(), "worker listening").map((f) => Number(f.pid))
+    expect(pids).toHaveLength(2)
+    expect(new Set(pids).size).toBe(2)
+    expect(pids).not.toContain(server.child.pid)
+
+    // connections are handed to the workers in turn: a few connections reach both
+    const served = new Set<number>()
+    for (let i = 0; i < 6; i++) {
+      const id = randomUUID()
+      const answer = await send(port, id)
+      expect(answer).toMatchObject({ status: { ok: true }, reqId: id })
+      served.add(await servedBy(server, id))
+    }
+    expect(served).toEqual(new Set(pids))
+
+    // a crash: the primary logs it and forks a replacement, which serves
+    const [victim, survivor] = pids as [number, number]
+    process.kill(victim, "SIGKILL")
+    const restarted = fields((await server.waitForLine(/message="worker exited; restarted"/)).input!)
+    expect(restarted).toMatchObject({ level: "WARN", pid: String(victim), exit: "SIGKILL" })
+    const replacement = Number(restarted.newPid)
+    await server.waitForLine(new RegExp(`message="worker listening".*\\bpid=${replacement}\\b`))
+    expect(alive(victim)).toBe(false)
+    const servedAfter = new Set<number>()
+    for (let i = 0; i < 6; i++) {
+      const id = randomUUID()
+      expect((await send(port, id)).status.ok).toBe(true)
+      servedAfter.add(await servedBy(server, id))
+    }
+    expect(servedAfter).toEqual(new Set([survivor, replacement]))
+
+    // shutdown: SIGTERM to the primary reaches every worker, each drains and exits 0, then the primary
+    process.kill(server.child.pid!, "SIGTERM")
+    const exit = await server.exited
+    expect(exit).toMatchObject({ code: 0, signal: null })
+    const stopped = logged(exit.stdout, "worker stopped").map((f) => [Number(f.pid), f.code])
+    expect(new Map(stopped as Array<[number, string]>)).toEqual(new Map([[survivor, "0"], [replacement, "0"]]))
+    expect(alive(survivor) || alive(replacement)).toBe(false)
+  }, 180_000)
+
+  it("a worker that cannot start fails the command with its error and exit status 1", async () => {
+    const server = start([...args.filter((a) => a !== "--dns-server" && a !== dns.address), "--dns-server", "not a server", "--workers", "2"])
+    children.push(server)
+    const exit = await server.exited
+    expect(exit.code).toBe(1)
+    expect(exit.stderr).toMatch(/--dns-server/)
+    expect(exit.stderr).toMatch(/btps: error: worker \d+ exited with code 1 before listening/)
+  }, 120_000)
+})
+
+describe("RestartBudget", () => {
+  const options = { limit: 3, windowMs: 1000 }
+  const crashTimes = fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 60 }).map((gaps) => gaps.reduce<Array<number>>((acc, g) => [...acc, (acc.at(-1) ?? 0) + g], []))
+
+  prop.prop("never more than `limit` restarts within any window, and never refuses one with room left", [crashTimes], ([times]) => {
+    let state = RestartBudget.empty
+    const allowed: Array<number> = []
+    for (const now of times) {
+      const inWindow = allowed.filter((t) => now - t < options.windowMs).length
+      const taken = RestartBudget.take(state, now, options)
+      expect(taken.allowed).toBe(inWindow < options.limit)
+      if (taken.allowed) allowed.push(now)
+      state = taken.state
+    }
+    for (const t of allowed) expect(allowed.filter((u) => u >= t && u - t < options.windowMs).length).toBeLessThanOrEqual(options.limit)
+  })
+
+  it("forgets restarts older than the window", () => {
+    const full = [0, 10, 20].reduce((s, t) => RestartBudget.take(s, t, options).state, RestartBudget.empty)
+    expect(RestartBudget.take(full, 500, options).allowed).toBe(false)
+    expect(RestartBudget.take(full, 1000, options)).toEqual({ allowed: true, state: [10, 20, 1000] })
+  })
+})
