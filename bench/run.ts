@@ -7,6 +7,7 @@
  *   npm run bench -- --quick              under a minute (1 round × 1.2 s, 200 idle connections)
  *   npm run bench -- --modes persistent,lockstep --rounds 5 --duration 3000
  *   npm run bench -- --profile persistent [--profile-target floor]   .cpuprofile + summary in bench/results/
+ *   npm run bench -- --ours /tmp/btps-baseline   measure the command built in another checkout (a baseline)
  *
  * See docs/performance.md for what each mode measures.
  */
@@ -40,7 +41,9 @@ const settings = {
   modes: (value("modes")?.split(",") ?? ALL_MODES) as ReadonlyArray<Mode>,
   extras: !flag("no-extras"),
   profile: value("profile") as Mode | undefined,
-  profileTarget: (value("profile-target") ?? "ours") as "ours" | "floor"
+  profileTarget: (value("profile-target") ?? "ours") as "ours" | "floor",
+  /** Another checkout whose compiled command is "ours" (e.g. a worktree of an earlier commit). */
+  oursRoot: value("ours") === undefined ? repoRoot : path.resolve(value("ours")!)
 }
 for (const m of [...settings.modes, ...(settings.profile ? [settings.profile] : [])]) {
   if (!ALL_MODES.includes(m)) throw new Error(`unknown mode ${m}; modes: ${ALL_MODES.join(", ")}`)
@@ -160,7 +163,7 @@ const stamp = () => new Date().toISOString().slice(0, 16).replace(/[:]/g, "").re
 
 const git = (...args: Array<string>): string => {
   try {
-    return execFileSync("git", args, { cwd: repoRoot, encoding: "utf8" }).trim()
+    return execFileSync("git", args, { cwd: settings.oursRoot, encoding: "utf8" }).trim()
   } catch {
     return "unknown"
   }
@@ -168,13 +171,16 @@ const git = (...args: Array<string>): string => {
 
 const supportsWorkers = (entry: string): boolean => {
   try {
-    return execFileSync(process.execPath, [entry, "serve", "--help"], { cwd: repoRoot, encoding: "utf8" }).includes("--workers")
+    return execFileSync(process.execPath, [entry, "serve", "--help"], { cwd: settings.oursRoot, encoding: "utf8" }).includes("--workers")
   } catch {
     return false
   }
 }
 
 const log = (text: string) => console.error(text)
+
+/** The entry point as printed: relative to this checkout, absolute elsewhere. */
+const shown = (entry: string) => (settings.oursRoot === repoRoot ? path.relative(repoRoot, entry) : entry)
 
 const profileRun = async (world: World, entry: string, lines: ReadonlyArray<string>) => {
   const mode = settings.profile!
@@ -200,7 +206,7 @@ const profileRun = async (world: World, entry: string, lines: ReadonlyArray<stri
 }
 
 const main = async () => {
-  const entry = btpsEntry()
+  const entry = btpsEntry(settings.oursRoot)
   const world = await makeWorld()
   const started: Array<Running> = []
   const start = async (p: Promise<Running>) => {
@@ -215,7 +221,7 @@ const main = async () => {
   try {
     log(`preparing ${settings.pool} signed encrypted invoices…`)
     const lines = await invoices(settings.pool)
-    log(`invoice line: ${lines[0]!.length + 1} bytes; server under test: node ${path.relative(repoRoot, entry)} serve`)
+    log(`invoice line: ${lines[0]!.length + 1} bytes; server under test: node ${shown(entry)} serve`)
     if (settings.profile !== undefined) return await profileRun(world, entry, lines)
 
     const rows: Array<Row> = []
@@ -355,7 +361,7 @@ const main = async () => {
       `# btps serve vs the floor — ${new Date().toISOString()}${quick ? " (quick)" : ""}`,
       "",
       `Commit ${commit}${dirty ? " (src/ modified)" : ""}; ${os.cpus().length} × ${cpu}; node ${process.version}; load generator in the same machine.`,
-      `Server: \`node ${path.relative(repoRoot, entry)} serve\` (log level warning, JSON trust store, DNS from a local server); floor: bench/floor.mjs.`,
+      `Server: \`node ${shown(entry)} serve\` (log level warning, JSON trust store, DNS from a local server); floor: bench/floor.mjs.`,
       `${settings.rounds} interleaved round(s) of ${settings.durationMs} ms per mode after ${settings.warmupMs} ms warm-up; medians; ` +
       `${settings.pool} distinct encrypted invoices of ${lines[0]!.length + 1} bytes. Ran ${seconds.toFixed(0)} s.`,
       ""
@@ -366,7 +372,7 @@ const main = async () => {
     mkdirSync(dir, { recursive: true })
     const base = path.join(dir, `${stamp()}${quick ? "-quick" : ""}`)
     writeFileSync(`${base}.md`, `${header}\n${table}\n`)
-    writeFileSync(`${base}.json`, JSON.stringify({ date: new Date().toISOString(), commit, dirty, settings, entry: path.relative(repoRoot, entry), rows, raw }, null, 2) + "\n")
+    writeFileSync(`${base}.json`, JSON.stringify({ date: new Date().toISOString(), commit, dirty, settings, entry: shown(entry), rows, raw }, null, 2) + "\n")
     log(`wrote ${path.relative(repoRoot, base)}.md and .json (${readdirSync(dir).length} files in bench/results)`)
   } finally {
     for (const s of started.splice(0)) await s.stop().catch(() => null)

@@ -26,16 +26,17 @@ const newest = (dir: string): number =>
   }, 0)
 
 /**
- * The compiled entry point of the `btps` command: tsc output (dist/cli/main.js) when the build makes it,
- * else the esbuild bundle (dist/btps.mjs). Builds first when missing or older than src/.
+ * The compiled entry point of the `btps` command in the checkout `root` (default: this one): tsc output
+ * (dist/cli/main.js) when the build makes it, else the esbuild bundle (dist/btps.mjs). Builds first
+ * when missing or older than src/.
  */
-export const btpsEntry = (): string => {
-  const candidates = [path.join(repoRoot, "dist", "cli", "main.js"), path.join(repoRoot, "dist", "btps.mjs")]
-  const fresh = () => candidates.find((c) => existsSync(c) && statSync(c).mtimeMs >= newest(path.join(repoRoot, "src")))
+export const btpsEntry = (root: string = repoRoot): string => {
+  const candidates = [path.join(root, "dist", "cli", "main.js"), path.join(root, "dist", "btps.mjs")]
+  const fresh = () => candidates.find((c) => existsSync(c) && statSync(c).mtimeMs >= newest(path.join(root, "src")))
   let entry = fresh()
   if (entry === undefined) {
-    console.error("building the btps command (npm run build)…")
-    execFileSync("npm", ["run", "--silent", "build"], { cwd: repoRoot, stdio: "inherit" })
+    console.error(`building the btps command in ${root} (npm run build)…`)
+    execFileSync("npm", ["run", "--silent", "build"], { cwd: root, stdio: "inherit" })
     entry = fresh()
   }
   if (entry === undefined) throw new Error("npm run build produced no dist/cli/main.js or dist/btps.mjs newer than src/")
