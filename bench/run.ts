@@ -12,7 +12,7 @@
  * See docs/performance.md for what each mode measures.
  */
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Load from "./load.js"
@@ -44,6 +44,13 @@ const settings = {
   profileTarget: (value("profile-target") ?? "ours") as "ours" | "floor",
   /** Another checkout whose compiled command is "ours" (e.g. a worktree of an earlier commit). */
   oursRoot: value("ours") === undefined ? repoRoot : path.resolve(value("ours")!)
+}
+// every idle connection is a file descriptor in the bench and in the server (npm run bench raises the
+// soft limit to the hard one)
+const openFiles = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? Infinity)
+if (settings.idle + 1000 > openFiles) {
+  console.error(`the open files limit (${openFiles}) allows ${Math.max(0, openFiles - 1000)} idle connections, not ${settings.idle}: raise it with ulimit -n`)
+  settings.idle = Math.max(0, openFiles - 1000)
 }
 for (const m of [...settings.modes, ...(settings.profile ? [settings.profile] : [])]) {
   if (!ALL_MODES.includes(m)) throw new Error(`unknown mode ${m}; modes: ${ALL_MODES.join(", ")}`)
