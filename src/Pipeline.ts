@@ -12,6 +12,7 @@ import { Cause, Context, Effect, FiberRef, Layer, LogLevel, Metric, Option } fro
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
+import * as Delegation from "./Delegation.js"
 import { Delivery } from "./Delivery.js"
 import { IdentityStore } from "./IdentityStore.js"
 import { KeyResolver } from "./KeyResolver.js"
@@ -93,6 +94,7 @@ export const make = (
     const identities = yield* Effect.serviceOption(IdentityStore)
     const tenants = yield* Effect.serviceOption(Tenants)
     const server = yield* Effect.serviceOption(ServerIdentity)
+    const delegationPolicy = yield* Delegation.DelegationPolicy
     const decodeOptions = options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }
 
     /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
@@ -153,8 +155,11 @@ export const make = (
         const verified = yield* step(
           "signatureVerification",
           ctx,
-          Effect.flatMap(keys.resolvePublicKey(a.from, a.selector), (senderKey) =>
-            Effect.as(Crypto.verify(decoded.raw, senderKey), { ...ctx, senderKey }))
+          // the `from` key, or for a delegated artifact the agent key its verified delegation names
+          Effect.map(
+            Delegation.verifySender(decoded.raw, a, keys.resolvePublicKey, delegationPolicy, ctx.receivedAt),
+            (senderKey): Middleware.RequestContext => ({ ...ctx, senderKey })
+          )
         )
         const trusted = yield* step(
           "trustVerification",
