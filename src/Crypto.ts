@@ -177,8 +177,12 @@ export const verifyString = (input: string, signature: unknown, key: PublicKey):
   if (signature.fingerprint !== key.fingerprint) {
     return Either.left(new SignatureInvalid({ reason: "fingerprint-mismatch" }))
   }
+  // only the canonical base64 spelling: Node's decoder also takes base64url characters and ignores
+  // trailing bits, which would let anyone re-spell a signed artifact's signature (malleability)
+  const value = Buffer.from(signature.value, "base64")
+  if (value.toString("base64") !== signature.value) return Either.left(new SignatureInvalid({ reason: "malformed" }))
   try {
-    const ok = NodeCrypto.verify("sha256", Buffer.from(input, "utf8"), key.keyObject, Buffer.from(signature.value, "base64"))
+    const ok = NodeCrypto.verify("sha256", Buffer.from(input, "utf8"), key.keyObject, value)
     return ok ? Either.void : Either.left(new SignatureInvalid({ reason: "bad-signature" }))
   } catch (e) {
     return Either.left(new SignatureInvalid({ reason: "malformed", detail: String(e), cause: e }))

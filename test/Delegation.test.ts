@@ -246,3 +246,18 @@ describe("delegation sign → verify (property)", () => {
     { fastCheck: { numRuns: 200 } }
   )
 })
+
+describe("signature spelling", () => {
+  it("a re-spelled (non-canonical base64) delegation signature is refused", () => {
+    const wire = parse(agentVectors.delegation.wire)
+    const del = wire.delegation as Json
+    const sig = del.signature as { value: string }
+    // '+' → '-' and '/' → '_' decode to the same bytes in Node; so do changed trailing bits
+    const respelled = [sig.value.replace("+", "-"), sig.value.replace("/", "_"), sig.value.replace(/Q==$/, "R==")]
+    for (const value of respelled) {
+      expect(value).not.toBe(sig.value)
+      const line = JSON.stringify({ ...wire, delegation: { ...del, signature: { ...sig, value } } })
+      expect(tagOf(verifyLine(line))).toBe("DelegationSignatureInvalid")
+    }
+  })
+})
