@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, FiberRef, HashSet, Layer, Logger, LogLevel, Schema } from "effect"
+import { Config, ConfigError, Either, Effect, FiberRef, HashSet, Layer, Logger, LogLevel, Schema } from "effect"
 import type { RequestContext } from "./Middleware.js"
 
 /**
@@ -58,10 +58,44 @@ export const layer = (options: Options = defaults): Layer.Layer<never> =>
     )
   )
 
+const levelNames: ReadonlyArray<readonly [string, LogLevel.LogLevel]> = [
+  ["all", LogLevel.All],
+  ["trace", LogLevel.Trace],
+  ["debug", LogLevel.Debug],
+  ["info", LogLevel.Info],
+  ["warn", LogLevel.Warning],
+  ["warning", LogLevel.Warning],
+  ["error", LogLevel.Error],
+  ["fatal", LogLevel.Fatal],
+  ["off", LogLevel.None],
+  ["none", LogLevel.None]
+]
+
+/** The level names {@link parseLevel} accepts (any case). @since 0.1.0 */
+export const levelNamesText = "all, trace, debug, info, warn (or warning), error, fatal, off (or none)"
+
+/**
+ * A log level from its name, the same everywhere (`--log-level`, `BTPS_LOG_LEVEL`): Effect's labels
+ * (`WARN`, `OFF`) and its level names (`Warning`, `None`), any case.
+ *
+ * @since 0.1.0
+ */
+export const parseLevel = (text: string): Either.Either<LogLevel.LogLevel, string> => {
+  const found = levelNames.find(([name]) => name === text.trim().toLowerCase())
+  return found === undefined ? Either.left(`'${text}' is not a log level: ${levelNamesText}`) : Either.right(found[1])
+}
+
+/**
+ * A log level read from the variable `name` with {@link parseLevel}.
+ *
+ * @since 0.1.0
+ */
+export const levelConfig = (name: string): Config.Config<LogLevel.LogLevel> =>
+  Config.string(name).pipe(Config.mapOrFail((text) => Either.mapLeft(parseLevel(text), (message) => ConfigError.InvalidData([], message))))
+
 /**
  * Options from configuration: `BTPS_LOG_FORMAT` (`logfmt`, `json` or `pretty`, any case; default
- * `logfmt`) and `BTPS_LOG_LEVEL` (`all`, `trace`, `debug`, `info`, `warn`, `error`, `fatal`, `off`, any
- * case; default `info`).
+ * `logfmt`) and `BTPS_LOG_LEVEL` (any name {@link parseLevel} accepts; default `info`).
  *
  * @since 0.1.0
  */
@@ -69,7 +103,7 @@ export const config: Config.Config<Options> = Config.all({
   format: Schema.Config("BTPS_LOG_FORMAT", Schema.compose(Schema.Trim, Schema.compose(Schema.Lowercase, Format, { strict: false }))).pipe(
     Config.withDefault(defaults.format)
   ),
-  level: Config.logLevel("BTPS_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+  level: levelConfig("BTPS_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 })
 
 /**

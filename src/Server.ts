@@ -15,6 +15,7 @@ import type { Delivery } from "./Delivery.js"
 import { serveConnection } from "./internal/serverConnection.js"
 import type { KeyResolver } from "./KeyResolver.js"
 import * as Metrics from "./Metrics.js"
+import * as SchemaConfig from "./internal/schemaConfig.js"
 import * as Pipeline from "./Pipeline.js"
 import type { TrustStore } from "./TrustStore.js"
 
@@ -22,47 +23,66 @@ import type { TrustStore } from "./TrustStore.js"
 
 /** TLS settings (node `tls.createServer` options); TLS 1.2 is the minimum. @since 0.1.0 */
 export const TlsOptions = Schema.Struct({
-  cert: Schema.String,
-  key: Schema.String,
-  ca: Schema.optional(Schema.String),
-  passphrase: Schema.optional(Schema.Redacted(Schema.String)),
-  minVersion: Schema.optionalWith(Schema.Literal("TLSv1.2", "TLSv1.3"), { default: () => "TLSv1.2" as const }),
-  ciphers: Schema.optional(Schema.String),
+  cert: Schema.String.annotations({ documentation: "TLS certificate chain (PEM)" }),
+  key: Schema.String.annotations({ documentation: "TLS private key (PEM)" }),
+  ca: Schema.optional(Schema.String.annotations({ documentation: "CA certificates (PEM) client certificates are checked against" })),
+  passphrase: Schema.optional(Schema.Redacted(Schema.String).annotations({ documentation: "passphrase of an encrypted private key" })),
+  minVersion: Schema.optionalWith(Schema.Literal("TLSv1.2", "TLSv1.3").annotations({ documentation: "oldest TLS version accepted" }), {
+    default: () => "TLSv1.2" as const
+  }),
+  ciphers: Schema.optional(Schema.String.annotations({ documentation: "OpenSSL cipher list (TLS 1.2 suites)" })),
   /** Ask clients for certificates (mutual TLS); off by default. */
-  requestCert: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  requestCert: Schema.optionalWith(Schema.Boolean.annotations({ documentation: "ask clients for certificates (mutual TLS)" }), { default: () => false })
 })
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
+const ms = (documentation: string) => PositiveInt.annotations({ documentation })
 
 /**
- * Server options. Names follow the existing SDK where it had them (`port`, `connectionTimeoutMs`).
+ * Server options: the one source of their defaults (the CLI and {@link optionsConfig} leave absent
+ * values to this schema). Names follow the existing SDK where it had them (`port`, `connectionTimeoutMs`).
+ * Every field has one environment variable, `BTPS_<FIELD>` in upper snake case (`tls.cert` is
+ * `BTPS_TLS_CERT`), and one `btps serve` flag (see {@link optionsFields}).
  *
  * @since 0.1.0
  */
 export const ServerOptions = Schema.Struct({
   /** Interface to listen on (default all interfaces). */
-  host: Schema.optionalWith(Schema.String, { default: () => "0.0.0.0" }),
+  host: Schema.optionalWith(Schema.String.annotations({ documentation: "interface to listen on" }), { default: () => "0.0.0.0" }),
   /** TCP port (default 3443); 0 picks a free port, readable from `BtpsServer.address`. */
-  port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)), { default: () => 3443 }),
+  port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)).annotations({ documentation: "TCP port; 0 picks a free one" }), {
+    default: () => 3443
+  }),
   tls: TlsOptions,
   /** Close connections idle this long (default 30 000). */
-  connectionTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 30_000 }),
+  connectionTimeoutMs: Schema.optionalWith(ms("close connections idle this long (ms)"), { default: () => 30_000 }),
   /** Longest accepted line in bytes (default 5 MiB); longer lines are answered with an error and the connection closes. */
-  maxLineBytes: Schema.optionalWith(PositiveInt, { default: () => 5 * 1024 * 1024 }),
+  maxLineBytes: Schema.optionalWith(PositiveInt.annotations({ documentation: "longest accepted artifact line (bytes)" }), {
+    default: () => 5 * 1024 * 1024
+  }),
   /** Most connections open at once (default 10 000); more are refused. */
-  maxConnections: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
+  maxConnections: Schema.optionalWith(PositiveInt.annotations({ documentation: "most connections open at once" }), { default: () => 10_000 }),
   /** Most artifacts processed at once per connection (default 16); more wait (backpressure). */
-  maxInFlight: Schema.optionalWith(PositiveInt, { default: () => 16 }),
+  maxInFlight: Schema.optionalWith(PositiveInt.annotations({ documentation: "most artifacts processed at once per connection" }), {
+    default: () => 16
+  }),
   /** On shutdown, how long in-flight artifacts may take to finish (default 10 000). */
-  shutdownGraceMs: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 10_000 }),
+  shutdownGraceMs: Schema.optionalWith(
+    Schema.Int.pipe(Schema.nonNegative()).annotations({ documentation: "on shutdown, how long in-flight artifacts may take (ms)" }),
+    { default: () => 10_000 }
+  ),
   /** Give up on one artifact after this long (default 30 000). */
-  artifactTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 30_000 }),
+  artifactTimeoutMs: Schema.optionalWith(ms("give up on one artifact after this long (ms)"), { default: () => 30_000 }),
   /** Drop connections that have not completed the TLS handshake after this long (default 10 000). */
-  handshakeTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
+  handshakeTimeoutMs: Schema.optionalWith(ms("drop connections still in the TLS handshake after this long (ms)"), { default: () => 10_000 }),
   /** Maximum nesting of a JSON artifact (default 64). */
-  maxJsonDepth: Schema.optionalWith(PositiveInt, { default: () => 64 }),
+  maxJsonDepth: Schema.optionalWith(PositiveInt.annotations({ documentation: "deepest JSON nesting accepted in an artifact" }), {
+    default: () => 64
+  }),
   /** A tracing span per pipeline step besides the one per artifact (default off: they cost CPU). */
-  traceSteps: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  traceSteps: Schema.optionalWith(Schema.Boolean.annotations({ documentation: "a tracing span per pipeline step (costs CPU)" }), {
+    default: () => false
+  })
 })
 
 /** Options as given (defaults optional). @since 0.1.0 */
@@ -71,22 +91,21 @@ export type ServerOptionsInput = typeof ServerOptions.Encoded
 export type ServerOptions = typeof ServerOptions.Type
 
 /**
- * Read the options from configuration (environment by default): `BTPS_HOST`, `BTPS_PORT`,
- * `BTPS_TLS_CERT` / `BTPS_TLS_KEY` (PEM text), `BTPS_CONNECTION_TIMEOUT_MS`, `BTPS_MAX_LINE_BYTES`,
- * `BTPS_MAX_CONNECTIONS`, `BTPS_MAX_IN_FLIGHT`, `BTPS_SHUTDOWN_GRACE_MS`.
+ * Every leaf of {@link ServerOptions} with its environment variable (`BTPS_PORT`, `BTPS_TLS_CERT`, …),
+ * its `btps serve` flag and its description: the table docs/server.md shows.
  *
  * @since 0.1.0
  */
-export const optionsConfig: Config.Config<ServerOptionsInput> = Config.all({
-  host: Config.string("BTPS_HOST").pipe(Config.withDefault("0.0.0.0")),
-  port: Config.integer("BTPS_PORT").pipe(Config.withDefault(3443)),
-  tls: Config.all({ cert: Config.string("BTPS_TLS_CERT"), key: Config.string("BTPS_TLS_KEY") }),
-  connectionTimeoutMs: Config.integer("BTPS_CONNECTION_TIMEOUT_MS").pipe(Config.withDefault(30_000)),
-  maxLineBytes: Config.integer("BTPS_MAX_LINE_BYTES").pipe(Config.withDefault(5 * 1024 * 1024)),
-  maxConnections: Config.integer("BTPS_MAX_CONNECTIONS").pipe(Config.withDefault(10_000)),
-  maxInFlight: Config.integer("BTPS_MAX_IN_FLIGHT").pipe(Config.withDefault(16)),
-  shutdownGraceMs: Config.integer("BTPS_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
-})
+export const optionsFields: ReadonlyArray<SchemaConfig.Field> = SchemaConfig.fieldsOf(ServerOptions, "BTPS")
+
+/**
+ * The options read from configuration (environment by default), one variable per field as listed in
+ * {@link optionsFields}; absent ones take the schema's defaults, and a bad value fails naming its
+ * variable (`BTPS_PORT: Expected an integer …`).
+ *
+ * @since 0.1.0
+ */
+export const optionsConfig: Config.Config<ServerOptionsInput> = SchemaConfig.configOf(ServerOptions, "BTPS")
 
 // --- the service -----------------------------------------------------------------------------------
 
@@ -217,11 +236,13 @@ export const layer = (options: ServerOptionsInput): Layer.Layer<BtpsServer, Serv
   Layer.scoped(BtpsServer, make(options))
 
 /**
- * The server as a Layer with options read from configuration ({@link optionsConfig}).
+ * The server as a Layer with options read from configuration: {@link optionsConfig} by default, or
+ * any `Config` of the options or struct of `Config`s per field (as `PgClient.layerConfig` takes), e.g.
+ * `layerConfig({ port: Config.integer("PORT"), tls: { cert: Config.string("CERT"), key: Config.string("KEY") } })`.
  *
  * @since 0.1.0
  */
 export const layerConfig = (
-  config: Config.Config<ServerOptionsInput> = optionsConfig
+  config: Config.Config.Wrap<ServerOptionsInput> = optionsConfig
 ): Layer.Layer<BtpsServer, ServerStartError | import("effect/ConfigError").ConfigError, KeyResolver | TrustStore | Delivery> =>
-  Layer.scoped(BtpsServer, Effect.flatMap(config, make))
+  Layer.scoped(BtpsServer, Effect.flatMap(Config.unwrap(config), make))

@@ -9,16 +9,23 @@
 import { Command, HelpDoc } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Config, Effect, Logger, LogLevel } from "effect"
+import { Config, Effect, Either, Logger, LogLevel, Option } from "effect"
+import * as Logging from "../Logging.js"
+import { packageVersion } from "./version.js"
 import * as dnsRecord from "./dnsRecord.js"
 import * as keygen from "./keygen.js"
-import { diagnosticsLogger, reportFailure, withPlainConsole } from "./output.js"
+import { CliError, configProblems, diagnosticsLogger, reportFailure, withPlainConsole } from "./output.js"
 import * as send from "./send.js"
 import * as serve from "./serve.js"
 import * as trust from "./trust.js"
 
-/** The version printed by `btps --version`. @since 0.1.0 */
-export const VERSION = "0.1.0"
+/**
+ * The version printed by `btps --version`: the package's, read from the nearest package.json above
+ * this module (src/cli/ in the repository, dist/ in the bundle).
+ *
+ * @since 0.1.0
+ */
+export const VERSION: string = packageVersion(import.meta.url)
 
 /**
  * The root command and its subcommands.
@@ -40,26 +47,35 @@ export const btps = Command.make("btps").pipe(
 )
 
 /**
- * @effect/cli accepts its built-in `--log-level` only before a command's own options; move it to the
- * front so `btps serve --port 0 --log-level debug` works as users expect.
+ * `--log-level` is ours, not @effect/cli's built-in one (which takes other names than `BTPS_LOG_LEVEL`
+ * and only before a command's own options): taken out of `argv` wherever it is, parsed like the variable.
  */
-const hoistLogLevel = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
+const extractLogLevel = (argv: ReadonlyArray<string>): { readonly argv: ReadonlyArray<string>; readonly level: Option.Option<string> } => {
   const [runtime = "node", script = "btps", ...rest] = argv
-  const hoisted: Array<string> = []
+  let level = Option.none<string>()
   const others: Array<string> = []
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!
-    if (arg.startsWith("--log-level=")) {
-      hoisted.push(arg)
-    } else if (arg === "--log-level") {
-      hoisted.push(arg)
-      if (i + 1 < rest.length) hoisted.push(rest[++i]!) // its value
-    } else {
-      others.push(arg)
+    if (arg === "--") {
+      others.push(...rest.slice(i))
+      break
     }
+    if (arg.startsWith("--log-level=")) level = Option.some(arg.slice("--log-level=".length))
+    else if (arg === "--log-level") level = Option.some(rest[++i] ?? "")
+    else others.push(arg)
   }
-  return [runtime, script, ...hoisted, ...others]
+  return { argv: [runtime, script, ...others], level }
 }
+
+const logLevel = (flag: Option.Option<string>): Effect.Effect<LogLevel.LogLevel, CliError> =>
+  Option.match(flag, {
+    onSome: (text) => Either.mapLeft(Logging.parseLevel(text), (message) => new CliError({ message: `${message} (--log-level)` })),
+    onNone: () =>
+      Logging.levelConfig("BTPS_LOG_LEVEL").pipe(
+        Config.withDefault(LogLevel.Info),
+        Effect.mapError((error) => new CliError({ message: configProblems(error), cause: error }))
+      )
+  })
 
 /**
  * Run the command line `argv` (as `process.argv`: runtime and script first).
@@ -68,9 +84,9 @@ const hoistLogLevel = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
  */
 export const run = (argv: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    // BTPS_LOG_LEVEL sets the level; --log-level, applied inside by @effect/cli, overrides it
-    const level = yield* Config.logLevel("BTPS_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
-    return yield* Command.run(btps, { name: "btps", version: VERSION })(hoistLogLevel(argv)).pipe(
+    const args = extractLogLevel(argv)
+    const level = yield* logLevel(args.level)
+    return yield* Command.run(btps, { name: "btps", version: VERSION })(args.argv).pipe(
       Logger.withMinimumLogLevel(level),
       Effect.provide(Logger.replace(Logger.defaultLogger, diagnosticsLogger))
     )

@@ -54,15 +54,23 @@ export const identity = (name: string, description: string): Options.Options<str
   Options.text(name).pipe(Options.withDescription(description), validated(identityProblem))
 
 /**
- * `--selector`, default `btps1`: the DNS label under which an identity's key is published.
+ * `--selector`, default `btps1`: the DNS label under which an identity's key is published; with `env`,
+ * that variable is read when the flag is absent.
  *
  * @since 0.1.0
  */
-export const selector: Options.Options<string> = Options.text("selector").pipe(
-  Options.withDescription("Key selector: the first label of the key record name (rotate keys by publishing a new selector)."),
-  Options.withDefault("btps1"),
-  validated((value) => (SELECTOR.test(value) ? undefined : `'${value}' is not a valid selector (one DNS label: letters, digits, '-', '_')`))
-)
+export const selectorFrom = (env?: string): Options.Options<string> => {
+  const base = Options.text("selector").pipe(
+    Options.withDescription("Key selector: the first label of the key record name (rotate keys by publishing a new selector).")
+  )
+  return (env === undefined ? base : base.pipe(withEnv(env, Config.string(env)))).pipe(
+    Options.withDefault("btps1"),
+    validated((value) => (SELECTOR.test(value) ? undefined : `'${value}' is not a valid selector (one DNS label: letters, digits, '-', '_')`))
+  )
+}
+
+/** `--selector` without an environment variable. @since 0.1.0 */
+export const selector: Options.Options<string> = selectorFrom()
 
 /**
  * A date option given as anything `Date.parse` reads (`2026-01-31`, `2026-01-31T12:00:00Z`), stored as an

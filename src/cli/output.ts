@@ -6,6 +6,7 @@
  */
 import { ValidationError } from "@effect/cli"
 import { Cause, ConfigError, Console, Data, Effect, Logger, Option } from "effect"
+import { describeConfigError } from "../internal/schemaConfig.js"
 
 /**
  * An expected failure of a command (bad input, missing file, record not found): reported as one line
@@ -96,9 +97,20 @@ export const diagnosticsLogger: Logger.Logger<unknown, void> = Logger.withConsol
 
 // --- errors -------------------------------------------------------------------------------------------
 
+/**
+ * A configuration error as lines `<what> (<variable>)`, one per problem; `rename` shows a variable
+ * differently (e.g. as the flag that set it).
+ *
+ * @since 0.1.0
+ */
+export const configProblems = (error: ConfigError.ConfigError, rename?: (path: ReadonlyArray<string>) => string): string =>
+  describeConfigError(error, rename).map((line) => {
+    const at = line.indexOf(": ")
+    return at < 0 ? line : `${line.slice(at + 2)} (${line.slice(0, at)})`
+  }).join("\n")
+
 const messageOf = (error: unknown): string => {
-  // a ConfigError's message omits the variable; its string form names it
-  if (ConfigError.isConfigError(error)) return `configuration: ${String(error)}`
+  if (ConfigError.isConfigError(error)) return configProblems(error)
   if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
     return error.message
   }
@@ -116,7 +128,8 @@ export const reportFailure = <E>(cause: Cause.Cause<E>): Effect.Effect<void> => 
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     if (ValidationError.isValidationError(failure.value)) return Effect.void
-    return Console.error(`${stderr.red("btps: error:")} ${messageOf(failure.value)}`)
+    // one line per problem (a configuration error can list several), each with the prefix
+    return Console.error(messageOf(failure.value).split("\n").map((line) => `${stderr.red("btps: error:")} ${line}`).join("\n"))
   }
   return Console.error(`${stderr.red("btps: unexpected error")}\n${Cause.pretty(cause)}`)
 }

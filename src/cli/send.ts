@@ -11,18 +11,19 @@ import { Config, Console, Effect, Either, Layer, Option, ParseResult, Schema } f
 import * as Artifact from "../Artifact.js"
 import * as Client from "../Client.js"
 import * as Crypto from "../Crypto.js"
-import { dnsServers, identity, keyResolverLayer, readText, selector, validated, withEnv } from "./options.js"
+import { dnsServers, identity, keyResolverLayer, readText, selectorFrom, validated, withEnv } from "./options.js"
 import { CliError } from "./output.js"
 
 const options = {
   from: identity("from", "The sending identity (yours), e.g. finance$acme.com.").pipe(
-    withEnv("BTPS_IDENTITY", Config.string("BTPS_IDENTITY"))
+    withEnv("BTPS_CLIENT_IDENTITY", Config.string("BTPS_CLIENT_IDENTITY"))
   ),
   privateKey: Options.file("private-key").pipe(
-    Options.withDescription("PEM file with the sender's private key (its public half is derived)."),
-    withEnv("BTPS_PRIVATE_KEY_FILE", Config.string("BTPS_PRIVATE_KEY_FILE"))
+    Options.withDescription("PEM file with the sender's private key (its public half is derived). Or the PEM text in BTPS_CLIENT_PRIVATE_KEY."),
+    withEnv("BTPS_CLIENT_PRIVATE_KEY_FILE", Config.string("BTPS_CLIENT_PRIVATE_KEY_FILE")),
+    Options.optional
   ),
-  selector,
+  selector: selectorFrom("BTPS_CLIENT_SELECTOR"),
   to: identity("to", "The receiving identity, e.g. billing$vendor.com."),
   type: Options.choice("type", Artifact.TransporterType.literals).pipe(
     Options.withDescription("Artifact type: BTPS_DOC (an invoice, default), TRUST_REQ or TRUST_RES."),
@@ -37,17 +38,25 @@ const options = {
     Options.withDescription("Batch only: how many artifacts are in flight at once (pipelined over the client's connections)."),
     Options.withDefault(4)
   ),
-  encrypt: Options.boolean("encrypt").pipe(Options.withDescription("Encrypt the document to the receiver's published key.")),
+  encrypt: Options.boolean("encrypt").pipe(
+    Options.withDescription("Encrypt the document to the receiver's published key."),
+    withEnv("BTPS_CLIENT_ENCRYPT", Config.boolean("BTPS_CLIENT_ENCRYPT"))
+  ),
   id: Options.text("id").pipe(
     Options.withDescription("Artifact id (default a random UUID). Reuse it to resend an artifact whose delivery is unknown."),
     Options.optional
   ),
   server: Options.text("server").pipe(
     Options.withDescription("Connect to this host[:port] instead of the one in the receiver's DNS host record."),
+    withEnv("BTPS_CLIENT_SERVER", Config.string("BTPS_CLIENT_SERVER")),
     validated((value) => (parseServer(value) === undefined ? `'${value}' is not a host[:port]` : undefined)),
     Options.optional
   ),
-  ca: Options.file("ca").pipe(Options.withDescription("PEM file of CA certificates to trust instead of the system's."), Options.optional),
+  ca: Options.file("ca").pipe(
+    Options.withDescription("PEM file of CA certificates to trust instead of the system's. Or the PEM text in BTPS_CLIENT_CA."),
+    withEnv("BTPS_CLIENT_CA_FILE", Config.string("BTPS_CLIENT_CA_FILE")),
+    Options.optional
+  ),
   insecure: Options.boolean("insecure").pipe(Options.withDescription("Do not verify the server's certificate (testing only).")),
   dnsServers,
   json: Options.boolean("json").pipe(Options.withDescription("Print the server's answer as JSON."))
@@ -62,6 +71,18 @@ const parseServer = (value: string): { readonly host: string; readonly port: num
     return undefined
   }
 }
+
+/** A PEM from the file a flag names, else from the variable holding the PEM text (none if neither). */
+const pemFrom = (file: Option.Option<string>, what: string, flag: string, variable: string) =>
+  Option.match(file, {
+    onSome: (path) => Effect.map(readText(path, what), Option.some),
+    onNone: () => Effect.orElseSucceed(Config.option(Config.string(variable)), () => Option.none<string>())
+  }).pipe(
+    Effect.filterOrFail(
+      (pem) => Option.isSome(pem) || flag !== "--private-key",
+      () => new CliError({ message: `the sender's private key is required (${flag} FILE or ${variable})` })
+    )
+  )
 
 const readJson = (file: string): Effect.Effect<unknown, CliError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
@@ -169,10 +190,10 @@ const sendBatch = (requests: ReadonlyArray<Client.SendRequest>, to: string, conc
  */
 export const command = Command.make("send", options, (opts) =>
   Effect.gen(function*() {
-    const privateKeyPem = yield* readText(opts.privateKey, "private key")
-    const privateKey = yield* Either.mapLeft(Crypto.importPrivateKey(privateKeyPem), (cause) =>
-      new CliError({ message: `${opts.privateKey} does not hold a PEM private key`, cause }))
-    const ca = yield* Effect.transposeOption(Option.map(opts.ca, (file) => readText(file, "CA certificate")))
+    const privateKeyPem = yield* pemFrom(opts.privateKey, "private key", "--private-key", "BTPS_CLIENT_PRIVATE_KEY")
+    const privateKey = yield* Either.mapLeft(Crypto.importPrivateKey(Option.getOrElse(privateKeyPem, () => "")), (cause) =>
+      new CliError({ message: `${Option.getOrElse(opts.privateKey, () => "BTPS_CLIENT_PRIVATE_KEY")} does not hold a PEM private key (--private-key)`, cause }))
+    const ca = yield* pemFrom(opts.ca, "CA certificate", "--ca", "BTPS_CLIENT_CA")
     const json = yield* readJson(opts.document)
     const sendOptions: Client.SendOptions = {
       encrypt: opts.encrypt,
@@ -191,7 +212,7 @@ export const command = Command.make("send", options, (opts) =>
     const client = Client.layer({
       identity: opts.from,
       publicKeyPem: Crypto.publicKeyOf(privateKey).pem,
-      privateKeyPem,
+      privateKeyPem: Option.getOrElse(privateKeyPem, () => ""),
       selector: opts.selector,
       rejectUnauthorized: !opts.insecure,
       ...Option.match(ca, { onNone: () => ({}), onSome: (pem) => ({ ca: pem }) }),

@@ -9,40 +9,22 @@
  * @since 0.1.0
  */
 import { Command, HelpDoc, Options } from "@effect/cli"
-import { Config, type ConfigError, Console, Context, Effect, FiberRef, HashSet, Layer, Option, type Scope } from "effect"
+import { Config, Context, Effect, FiberRef, HashSet, Layer, Option, Schema, type Scope } from "effect"
 import * as Delivery from "../Delivery.js"
 import * as FileInbox from "../FileInbox.js"
 import * as Logging from "../Logging.js"
 import * as MetricsHttp from "../MetricsHttp.js"
 import * as MiddlewareModule from "../MiddlewareModule.js"
 import * as Server from "../Server.js"
-import { dnsServers, keyResolverLayer, readText, store, trustStoreLayer, withEnv } from "./options.js"
+import { dnsServers, keyResolverLayer, store, trustStoreLayer, withEnv } from "./options.js"
 import { CliError, diagnosticsLogger } from "./output.js"
 import * as Workers from "./workers.js"
+import * as ServerFlags from "./serverOptions.js"
 
 // --- options --------------------------------------------------------------------------------------------
 
 const options = {
-  host: Options.text("host").pipe(
-    Options.withDescription("Interface to listen on (default all interfaces)."),
-    withEnv("BTPS_HOST", Config.string("BTPS_HOST")),
-    Options.withDefault("0.0.0.0")
-  ),
-  port: Options.integer("port").pipe(
-    Options.withDescription("TCP port (default 3443); 0 picks a free port, printed at start."),
-    withEnv("BTPS_PORT", Config.port("BTPS_PORT")),
-    Options.withDefault(3443)
-  ),
-  cert: Options.file("cert").pipe(
-    Options.withDescription("TLS certificate chain, PEM file. Or give the PEM text in BTPS_TLS_CERT."),
-    withEnv("BTPS_TLS_CERT_FILE", Config.string("BTPS_TLS_CERT_FILE")),
-    Options.optional
-  ),
-  key: Options.file("key").pipe(
-    Options.withDescription("TLS private key, PEM file. Or give the PEM text in BTPS_TLS_KEY."),
-    withEnv("BTPS_TLS_KEY_FILE", Config.string("BTPS_TLS_KEY_FILE")),
-    Options.optional
-  ),
+  server: ServerFlags.options,
   store,
   dnsServers,
   middleware: Options.file("middleware").pipe(
@@ -87,47 +69,12 @@ const options = {
     withEnv("BTPS_LOG_FORMAT", Config.literal(...Logging.Format.literals)("BTPS_LOG_FORMAT")),
     Options.withDefault("logfmt" as const)
   ),
-  shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
-    Options.withDescription("On SIGINT/SIGTERM, how long in-flight artifacts may take to finish (default 10000)."),
-    withEnv("BTPS_SHUTDOWN_GRACE_MS", Config.integer("BTPS_SHUTDOWN_GRACE_MS")),
-    Options.withDefault(10_000)
-  ),
   workers: Workers.option
 }
 
 type Opts = Command.Command.ParseConfig<typeof options>
 
 // --- pieces ---------------------------------------------------------------------------------------------
-
-/** A PEM from `--<flag> FILE`, else from the environment variable holding the PEM text. */
-const pem = (what: string, flag: string, file: Option.Option<string>, textVariable: string) =>
-  Effect.gen(function*() {
-    const text = yield* Option.match(file, {
-      onSome: (path) => readText(path, what),
-      onNone: () =>
-        Effect.flatMap(
-          Config.option(Config.string(textVariable)).pipe(Effect.orElseSucceed(() => Option.none<string>())),
-          Option.match({
-            onNone: () => Effect.fail(new CliError({ message: `missing ${flag} FILE: the ${what} (PEM) is required (or set ${textVariable} to the PEM text)` })),
-            onSome: Effect.succeed
-          })
-        )
-    })
-    if (!text.includes("-----BEGIN ")) {
-      return yield* new CliError({ message: `${Option.getOrElse(file, () => textVariable)}: not a PEM ${what}` })
-    }
-    return text
-  })
-
-/** Server limits not worth a flag each, from the variables `Server.optionsConfig` reads. */
-const limits = Config.all({
-  connectionTimeoutMs: Config.integer("BTPS_CONNECTION_TIMEOUT_MS").pipe(Config.withDefault(30_000)),
-  maxLineBytes: Config.integer("BTPS_MAX_LINE_BYTES").pipe(Config.withDefault(5 * 1024 * 1024)),
-  maxConnections: Config.integer("BTPS_MAX_CONNECTIONS").pipe(Config.withDefault(10_000)),
-  maxInFlight: Config.integer("BTPS_MAX_IN_FLIGHT").pipe(Config.withDefault(16))
-})
-
-const configError = (error: ConfigError.ConfigError) => new CliError({ message: `configuration: ${String(error)}`, cause: error })
 
 /** Without --webhook or --inbox, verified artifacts are only logged. */
 const logArtifact = Delivery.onMessage((incoming: Delivery.IncomingArtifact) =>
@@ -197,11 +144,11 @@ const sqlInbox = (table: string, store: Opts["store"]): Effect.Effect<Delivery.D
 
 const serve = (opts: Opts) =>
   Effect.gen(function*() {
+    const serverOptions = yield* ServerFlags.serverOptions(opts.server)
     // with --workers N, this process only supervises the N that serve (src/cli/workers.ts)
-    if (Workers.isPrimary(opts.workers)) return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: opts.shutdownGraceMs })
-    const cert = yield* pem("certificate", "--cert", opts.cert, "BTPS_TLS_CERT")
-    const key = yield* pem("private key", "--key", opts.key, "BTPS_TLS_KEY")
-    const serverLimits = yield* Effect.mapError(limits, configError)
+    if (Workers.isPrimary(opts.workers)) {
+      return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: Schema.decodeSync(Server.ServerOptions)(serverOptions).shutdownGraceMs })
+    }
 
     const trust = trustStoreLayer(opts.store)
     const middleware = Option.match(opts.middleware, {
@@ -209,24 +156,19 @@ const serve = (opts: Opts) =>
       onSome: (path) => MiddlewareModule.layer(path)
     }).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
     const services = Layer.mergeAll(keyResolverLayer(opts.dnsServers), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
-    const server = Server.layer({
-      host: opts.host,
-      port: opts.port,
-      tls: { cert, key },
-      shutdownGraceMs: opts.shutdownGraceMs,
-      ...serverLimits
-    }).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })), Layer.provide(services))
+    const server = Server.layer(serverOptions).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })), Layer.provide(services))
 
     yield* Effect.scoped(
       Effect.gen(function*() {
+        // the server logs "BTPS server listening on HOST:PORT" itself, once, in the chosen format (a
+        // worker also tells its primary)
         const address = Context.get(yield* Layer.build(server), Server.BtpsServer).address
-        // the one line scripts wait for (and parse the port from, when started on port 0)
         yield* Workers.announceListening(address)
         if (Option.isSome(opts.metricsPort)) {
           const metrics = yield* MetricsHttp.make({ port: opts.metricsPort.value, host: opts.metricsHost }).pipe(
             Effect.mapError((e) => new CliError({ message: e.message, cause: e }))
           )
-          yield* Console.log(`metrics on http://${metrics.address.host}:${metrics.address.port}/metrics`)
+          yield* Effect.logInfo(`metrics on http://${metrics.address.host}:${metrics.address.port}/metrics`)
         }
         return yield* Effect.never.pipe(Effect.onInterrupt(() => Effect.logInfo("shutting down: draining in-flight artifacts")))
       })

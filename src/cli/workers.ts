@@ -13,7 +13,7 @@
  */
 import cluster, { type Worker } from "node:cluster"
 import { HelpDoc, Options, ValidationError } from "@effect/cli"
-import { Config, Console, Effect, Queue } from "effect"
+import { Config, Effect, Queue } from "effect"
 import { withEnv } from "./options.js"
 import { CliError } from "./output.js"
 
@@ -107,7 +107,7 @@ export const inWorker = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A
 export const announceListening = (address: { readonly host: string; readonly port: number }): Effect.Effect<void> =>
   cluster.isWorker && process.send !== undefined
     ? Effect.sync(() => process.send!({ btps: "listening", host: address.host, port: address.port } satisfies Listening))
-    : Console.log(`BTPS server listening on ${address.host}:${address.port}`)
+    : Effect.void // a single process: the server's own log line is the announcement
 
 // --- the primary ----------------------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ export const supervise = (options: {
         return
       }
     }
-    yield* Console.log(`BTPS server listening on ${address.host}:${address.port}`)
+    yield* Effect.logInfo(`BTPS server listening on ${address.host}:${address.port}`)
 
     let restarts = RestartBudget.empty
     while (true) {

@@ -17,7 +17,7 @@ import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
 import { isOneLineError, makeDir, removeDir, run, type Running, start } from "./btps.js"
 
-const LISTENING = /^BTPS server listening on 127\.0\.0\.1:(\d+)$/
+const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
 
 interface Answer {
   readonly status: { readonly ok: boolean; readonly code: number; readonly message: string }
@@ -86,7 +86,7 @@ describe.concurrent("btps serve", () => {
   it("serves verified artifacts (logged by default), exposes metrics, and exits 0 on SIGTERM with the port closed", async () => {
     const server = serve(["--metrics-port", "0"])
     const port = Number((await server.waitForLine(LISTENING, 60_000))[1])
-    const metricsUrl = (await server.waitForLine(/^metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)$/))[1]!
+    const metricsUrl = (await server.waitForLine(/metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/))[1]!
 
     const id = randomUUID()
     const answer = await send(port, Fixture.invoiceLine(id))

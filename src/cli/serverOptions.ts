@@ -1,0 +1,116 @@
+/**
+ * The `btps serve` flags for every {@link Server.ServerOptions} field, generated from the schema, and
+ * the server options they select: flags over environment variables over the schema's defaults, read
+ * through `Server.optionsConfig` so a flag and its variable are the same setting.
+ *
+ * Each field `fooBarMs` is `--foo-bar-ms` and `BTPS_FOO_BAR_MS`; nested `tls.minVersion` is
+ * `--tls-min-version` and `BTPS_TLS_MIN_VERSION`. PEM fields take a file: `--cert FILE`, `--key FILE`,
+ * `--tls-ca FILE`; their variable holds the PEM text, or `<VARIABLE>_FILE` names a file.
+ *
+ * @since 0.1.0
+ */
+import { Options } from "@effect/cli"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
+import type { Field } from "../internal/schemaConfig.js"
+import * as Server from "../Server.js"
+import { readText } from "./options.js"
+import { CliError, configProblems } from "./output.js"
+
+/** PEM fields: their flag names a file (the flag is shorter than the derived one for cert and key). */
+const pemFlags: Partial<Record<string, { readonly flag: string; readonly what: string }>> = {
+  "tls.cert": { flag: "cert", what: "certificate" },
+  "tls.key": { flag: "key", what: "private key" },
+  "tls.ca": { flag: "tls-ca", what: "CA certificate" }
+}
+
+/** One server option as the CLI sees it. @since 0.1.0 */
+export interface ServerFlag {
+  readonly field: Field
+  /** The flag without dashes. */
+  readonly flag: string
+  /** The flag names a PEM file instead of holding the value. */
+  readonly pem: string | undefined
+}
+
+/**
+ * Every server option's flag, in the schema's order.
+ *
+ * @since 0.1.0
+ */
+export const serverFlags: ReadonlyArray<ServerFlag> = Server.optionsFields.map((field) => {
+  const pem = pemFlags[field.path.join(".")]
+  return { field, flag: pem?.flag ?? field.flag, pem: pem?.what }
+})
+
+const help = (f: ServerFlag): string => {
+  const text = f.field.description === "" ? f.field.path.join(".") : f.field.description
+  const variable = f.pem === undefined
+    ? `Environment variable: ${f.field.env}.`
+    : `Environment variable: ${f.field.env} (the PEM text) or ${f.field.env}_FILE (a file).`
+  const choices = f.field.kind === "literal" ? ` One of ${f.field.literals.join(", ")}.` : ""
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}.${choices} ${variable}`
+}
+
+const flagOption = (f: ServerFlag): Options.Options<Option.Option<string>> => {
+  if (f.field.kind === "boolean") {
+    // absent means "not given" (the variable or default decides), present means true
+    return Options.boolean(f.flag).pipe(Options.withDescription(help(f)), Options.map((on) => (on ? Option.some("true") : Option.none())))
+  }
+  if (f.field.redacted) {
+    return Options.redacted(f.flag).pipe(Options.withDescription(help(f)), Options.optional, Options.map(Option.map(Redacted.value)))
+  }
+  const pseudo = f.pem !== undefined ? "FILE" : f.field.kind === "number" ? "N" : f.field.kind === "literal" ? f.field.literals.join("|") : "TEXT"
+  return Options.text(f.flag).pipe(Options.withPseudoName(pseudo), Options.withDescription(help(f)), Options.optional)
+}
+
+/**
+ * The server option flags, parsed as given (values are checked when {@link serverOptions} reads them).
+ *
+ * @since 0.1.0
+ */
+export const options: Options.Options<ReadonlyArray<Option.Option<string>>> = Options.all(serverFlags.map(flagOption))
+
+/** How a configuration path is shown: the flag when the user gave it, else the variable. */
+const namer = (given: ReadonlySet<string>) => (path: ReadonlyArray<string>): string => {
+  const env = path.join("_")
+  const flag = serverFlags.find((f) => f.field.env === env)
+  if (flag === undefined) return env
+  return given.has(env) ? `--${flag.flag}` : `--${flag.flag} or ${env}`
+}
+
+/**
+ * The server options selected by the flags `values` (as parsed by {@link options}), the environment
+ * and the schema's defaults, in that order. Every invalid value is one line naming its flag or variable.
+ *
+ * @since 0.1.0
+ */
+export const serverOptions = (
+  values: ReadonlyArray<Option.Option<string>>
+): Effect.Effect<Server.ServerOptionsInput, CliError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const base = yield* Effect.configProviderWith(Effect.succeed)
+    const given = new Map<string, string>()
+    for (const [i, f] of serverFlags.entries()) {
+      const value = values[i]!
+      if (Option.isSome(value)) {
+        given.set(f.field.env, f.pem === undefined ? value.value : yield* readPem(value.value, f.pem))
+      } else if (f.pem !== undefined) {
+        // <VARIABLE>_FILE, when the variable itself is not set
+        const direct = yield* base.load(optionalString(f.field.env)).pipe(Effect.orElseSucceed(() => Option.none()))
+        const file = yield* base.load(optionalString(`${f.field.env}_FILE`)).pipe(Effect.orElseSucceed(() => Option.none()))
+        if (Option.isNone(direct) && Option.isSome(file)) given.set(f.field.env, yield* readPem(file.value, f.pem))
+      }
+    }
+    const provider = ConfigProvider.fromMap(given, { pathDelim: "_" }).pipe(ConfigProvider.orElse(() => base))
+    return yield* Effect.withConfigProvider(Server.optionsConfig, provider).pipe(
+      Effect.mapError((error) => new CliError({ message: configProblems(error, namer(new Set(given.keys()))), cause: error }))
+    )
+  })
+
+const optionalString = (name: string) => Config.option(Config.string(name))
+
+/** A PEM file's text; anything else is refused naming the file. */
+const readPem = (file: string, what: string): Effect.Effect<string, CliError, FileSystem.FileSystem> =>
+  Effect.flatMap(readText(file, what), (text) =>
+    text.includes("-----BEGIN ") ? Effect.succeed(text) : Effect.fail(new CliError({ message: `${file}: not a PEM ${what}` })))
