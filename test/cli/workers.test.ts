@@ -16,7 +16,8 @@ import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
 import { makeDir, removeDir, type Running, start } from "./btps.js"
 
-const LISTENING = /^BTPS server listening on 127\.0\.0\.1:(\d+)$/m
+// the primary's line (a worker's own line carries worker= and pid= annotations after the message)
+const LISTENING = /message="BTPS server listening on 127\.0\.0\.1:(\d+)"$/m
 
 const send = async (port: number, id: string): Promise<{ status: { ok: boolean }; reqId?: string }> => {
   const result = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine(id)}\n`, { expect: 1, settleMs: 0, timeoutMs: 20_000 })
