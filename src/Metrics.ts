@@ -73,3 +73,15 @@ export const clientAttemptsTotal = Metric.counter("btps_client_attempts_total", 
 
 /** Duration of a client send, retries included. @since 0.1.0 */
 export const clientSendDuration = Metric.histogram("btps_client_send_duration_seconds", latency, "Client send duration, retries included")
+
+/** Trust store `getById` calls answered from the cache or not, tagged `result` (`hit`, `miss`). @since 0.1.0 */
+export const trustCacheTotal = Metric.counter("btps_trust_cache_total", {
+  description: "Trust store lookups by cache result",
+  incremental: true
+})
+
+/** Queries the SQL trust store issued for (batched) `getById` lookups. @since 0.1.0 */
+export const trustLookupQueriesTotal = Metric.counter("btps_trust_lookup_queries_total", {
+  description: "SQL queries issued for trust lookups (each may answer a batch)",
+  incremental: true
+})

@@ -25,7 +25,7 @@ export type Options = Sql.ClientOptions
 export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStoreFailure> =>
   Sql.layerWithClient(
     "MySQL",
-    options,
+    Sql.layer(options),
     MysqlClient.layer(Sql.clientSettings(options, DEFAULT_URL)).pipe(Layer.mapError((error) => Sql.connectionFailure("MySQL", error)))
   )
 
@@ -35,4 +35,4 @@ export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStore
  * @since 0.1.0
  */
 export const layerConfig = (options: Sql.Options = {}): Layer.Layer<TrustStore, TrustStoreFailure | ConfigError.ConfigError> =>
-  Sql.layerWithClient("MySQL", options, MysqlClient.layerConfig({ url: Config.redacted("BTPS_MYSQL_URL").pipe(Config.withDefault(Redacted.make(DEFAULT_URL))) }))
+  Sql.layerWithClient("MySQL", Sql.layer(options), MysqlClient.layerConfig({ url: Config.redacted("BTPS_MYSQL_URL").pipe(Config.withDefault(Redacted.make(DEFAULT_URL))) }))

@@ -10,13 +10,23 @@
  * The table name is the existing SDK's `entityName`, checked against {@link ENTITY_NAME_PATTERN} and only
  * ever passed as a quoted identifier; values are always bound parameters.
  *
+ * Lookups: concurrent `getById` calls (one per artifact being verified) are coalesced into one
+ * `SELECT ... WHERE id IN (...)` per event-loop turn (a `RequestResolver` batch), and answers are kept
+ * in a bounded cache (size and time to live). Writes through the store invalidate their id; a lookup
+ * that raced a write never puts what it read back. Other processes' writes reach the cache through a
+ * {@link ChangeFeed} (PostgreSQL LISTEN/NOTIFY, see `TrustStore/PgChanges`); without one the time to
+ * live bounds how stale an entry can be (MySQL: 1 s by default).
+ *
  * @since 0.1.0
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Duration, Effect, Either, Layer, Option, Redacted, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Layer, Metric, Option, Redacted, Request, RequestResolver, Schedule, Schema, type Scope } from "effect"
 import { checkRecord } from "../internal/storedRecord.js"
+import { perTick } from "../internal/tickBatcher.js"
+import { TtlCache } from "../internal/ttlCache.js"
+import * as Metrics from "../Metrics.js"
 import { TrustRecord } from "../Trust.js"
 import {
   applyPatch,
@@ -42,7 +52,58 @@ export interface Options {
    * created lower-cased. Its migrations are recorded in `<entityName>_migrations`.
    */
   readonly entityName?: string
+  /**
+   * The `getById` cache, or `false` for none. Default: 10 000 ids; time to live 30 s with a
+   * {@link ChangeFeed} (which invalidates sooner), else 1 s.
+   */
+  readonly cache?: CacheOptions | false
+  /** Other processes' writes, as they happen (PostgreSQL: `TrustStore/PgChanges`). */
+  readonly changes?: ChangeFeed
+  /** Most ids in one batched lookup query (default 500). */
+  readonly maxBatch?: number
 }
+
+/** Bounds of the `getById` cache. @since 0.1.0 */
+export interface CacheOptions {
+  /** Most ids remembered (found or not); the least recently used go first. */
+  readonly capacity?: number
+  /** How long an answer is served without asking the database again. */
+  readonly ttlMs?: number
+}
+
+/**
+ * Writes to a trust table made by any process, as a feed of changed ids.
+ *
+ * `subscribe` runs for the store's lifetime. It calls `onLive(true)` once changes are being received
+ * (every change after that call is reported) and `onLive(false)` when it can no longer tell (changes
+ * may be missed until the next `onLive(true)`). The store caches only while the feed is live and
+ * clears its cache on each transition.
+ *
+ * @since 0.1.0
+ */
+export interface ChangeFeed {
+  readonly subscribe: (
+    channel: string,
+    handlers: { readonly onChange: (trustId: string) => void; readonly onLive: (live: boolean) => void }
+  ) => Effect.Effect<void, never, Scope.Scope>
+}
+
+/**
+ * The notification channel of a trust table: writes through the store on PostgreSQL send `c:<id>` there
+ * (`pg_notify`, in the write's transaction, so only committed writes are announced).
+ *
+ * @since 0.1.0
+ */
+export const changeChannel = (table: string): string => `${table}_changes`
+
+/** The payload announcing a write of `trustId` on {@link changeChannel}. @since 0.1.0 */
+export const changePayload = (trustId: string): string => `c:${trustId}`
+
+/** Defaults of {@link CacheOptions}. @since 0.1.0 */
+export const cacheDefaults = { capacity: 10_000, ttlMs: 1_000, ttlMsWithChanges: 30_000 } as const
+
+/** One `getById`, for the batched resolver. */
+class GetById extends Request.TaggedClass("GetById")<Option.Option<TrustRecord>, TrustStoreFailure, { readonly id: string }> {}
 
 /** Default table name. @since 0.1.0 */
 export const DEFAULT_ENTITY_NAME = "btps_trust"
@@ -124,10 +185,13 @@ export const isUniqueViolation = (error: SqlError): boolean => {
 /**
  * A store over the `SqlClient` in context. Creates or migrates the table first (with @effect/sql's
  * Migrator); fails with `InvalidConfig` for a bad `entityName`, `Database` when the database refuses.
+ * The batcher and the change feed live in the scope.
  *
  * @since 0.1.0
  */
-export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, TrustStoreFailure, SqlClient.SqlClient> =>
+export const make = (
+  options: Options = {}
+): Effect.Effect<TrustStoreShape, TrustStoreFailure, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const table = yield* tableName(options.entityName)
     const sql = yield* SqlClient.SqlClient
@@ -182,11 +246,73 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
         return { checked, row }
       })
 
-    const getById = (trustId: string) =>
-      sql<{ record: string }>`SELECT record FROM ${t} WHERE id = ${trustId}`.pipe(
-        Effect.mapError(database(`cannot read ${table}`)),
-        Effect.flatMap((rows) => (rows[0] === undefined ? Effect.succeed(Option.none()) : Effect.asSome(decodeRow(rows[0]))))
-      )
+    // --- lookups: batched per event-loop turn, then cached ---------------------------------------------
+    const lookupQueries = Metrics.trustLookupQueriesTotal
+    const resolver = yield* perTick(
+      RequestResolver.makeBatched((requests: ReadonlyArray<GetById>) => {
+        const ids = Array.from(new Set(requests.map((r) => r.id)))
+        lookupQueries.unsafeUpdate(1, [])
+        return sql<{ id: string; record: string }>`SELECT id, record FROM ${t} WHERE ${sql.in("id", ids)}`.pipe(
+          Effect.mapError(database(`cannot read ${table}`)),
+          Effect.flatMap((rows) => {
+            const byId = new Map(rows.map((row) => [row.id, row]))
+            return Effect.forEach(requests, (request) => {
+              const row = byId.get(request.id)
+              return row === undefined
+                ? Request.succeed(request, Option.none())
+                : Effect.flatMap(Effect.exit(Effect.asSome(decodeRow(row))), (exit) => Request.complete(request, exit))
+            }, { discard: true })
+          }),
+          Effect.catchAll((error) => Effect.forEach(requests, (request) => Request.fail(request, error), { discard: true }))
+        )
+      }),
+      options.maxBatch ?? 500
+    )
+    const fetch = (trustId: string) => Effect.request(new GetById({ id: trustId }), resolver)
+
+    const cacheOptions = options.cache === false ? undefined : options.cache ?? {}
+    const cache = cacheOptions === undefined ? undefined : new TtlCache<Option.Option<TrustRecord>>(
+      cacheOptions.capacity ?? cacheDefaults.capacity,
+      cacheOptions.ttlMs ?? (options.changes === undefined ? cacheDefaults.ttlMs : cacheDefaults.ttlMsWithChanges)
+    )
+    // with a feed, answers are kept only while it is live: otherwise another process's write could go unseen
+    let caching = options.changes === undefined
+    if (cache !== undefined && options.changes !== undefined) {
+      yield* options.changes.subscribe(changeChannel(table), {
+        onChange: (trustId) => cache.invalidate(trustId),
+        onLive: (live) => {
+          cache.clear()
+          caching = live
+        }
+      })
+    }
+    const hits = Metrics.trustCacheTotal.pipe(Metric.tagged("result", "hit"))
+    const misses = Metrics.trustCacheTotal.pipe(Metric.tagged("result", "miss"))
+
+    const getById = (trustId: string): Effect.Effect<Option.Option<TrustRecord>, TrustStoreFailure> =>
+      cache === undefined ? fetch(trustId) : Clock.clockWith((clock) => {
+        const hit = caching ? cache.get(trustId, clock.unsafeCurrentTimeMillis()) : undefined
+        if (hit !== undefined) {
+          hits.unsafeUpdate(1, [])
+          return Effect.succeed(hit.value)
+        }
+        misses.unsafeUpdate(1, [])
+        const generation = cache.generation
+        return Effect.tap(fetch(trustId), (value) => {
+          if (caching) cache.set(trustId, value, clock.unsafeCurrentTimeMillis(), generation)
+        })
+      })
+
+    /** Run a write, then drop `trustId` from the cache (whatever the outcome: a failed commit may have landed). */
+    const invalidating = (trustId: string) => <A, E>(write: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      cache === undefined ? write : Effect.ensuring(write, Effect.sync(() => cache.invalidate(trustId)))
+
+    /** On PostgreSQL, announce a write to the other processes, in the write's transaction. */
+    const announce = (trustId: string) =>
+      sql.onDialectOrElse({
+        pg: () => sql`SELECT pg_notify(${changeChannel(table)}, ${changePayload(trustId)})`.pipe(Effect.asVoid),
+        orElse: () => Effect.void
+      })
 
     const select = (receiverId: string | undefined, after: string | undefined, limit: number | undefined) => {
       const where = sql.and([
@@ -212,11 +338,12 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
       create: (record, trustId) =>
         Effect.gen(function*() {
           const { checked, row } = yield* toRow(newRecord(record, trustId))
-          yield* sql`INSERT INTO ${t} ${sql.insert(row)}`.pipe(
+          yield* sql.withTransaction(Effect.zipRight(sql`INSERT INTO ${t} ${sql.insert(row)}`, announce(row.id))).pipe(
             Effect.catchTag("SqlError", (error) =>
               Effect.fail(
                 isUniqueViolation(error) ? new TrustRecordExists({ trustId: row.id }) : database(`cannot insert into ${table}`)(error)
-              ))
+              )),
+            invalidating(row.id)
           )
           return checked
         }),
@@ -229,11 +356,16 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
             if (rows[0] === undefined) return yield* new TrustRecordNotFound({ trustId })
             const { checked, row } = yield* toRow(applyPatch(yield* decodeRow(rows[0]), patch))
             yield* sql`UPDATE ${t} SET status = ${row.status}, updated_at = ${row.updated_at}, record = ${row.record} WHERE id = ${trustId}`
+            yield* announce(trustId)
             return checked
           })
-        ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(database(`cannot update ${table}`)(error)))),
+        ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(database(`cannot update ${table}`)(error))), invalidating(trustId)),
       delete: (trustId) =>
-        sql`DELETE FROM ${t} WHERE id = ${trustId}`.pipe(Effect.asVoid, Effect.mapError(database(`cannot delete from ${table}`))),
+        sql.withTransaction(Effect.zipRight(sql`DELETE FROM ${t} WHERE id = ${trustId}`, announce(trustId))).pipe(
+          Effect.asVoid,
+          Effect.mapError(database(`cannot delete from ${table}`)),
+          invalidating(trustId)
+        ),
       getAll: (receiverId) => select(receiverId, undefined, undefined),
       list
     })
@@ -245,7 +377,7 @@ export const make = (options: Options = {}): Effect.Effect<TrustStoreShape, Trus
  * @since 0.1.0
  */
 export const layer = (options: Options = {}): Layer.Layer<TrustStore, TrustStoreFailure, SqlClient.SqlClient> =>
-  Layer.effect(TrustStore, make(options))
+  Layer.scoped(TrustStore, make(options))
 
 /**
  * A client layer's failure to connect, as the store's typed error (for the `Pg` and `Mysql` layers).
@@ -264,12 +396,12 @@ export const connectionFailure = (database: string, error: unknown): TrustStoreF
  *
  * @since 0.1.0
  */
-export const layerWithClient = <E>(
+export const layerWithClient = <E, C>(
   database: string,
-  options: Options,
-  client: Layer.Layer<SqlClient.SqlClient, E>
+  store: Layer.Layer<TrustStore, TrustStoreFailure, C>,
+  client: Layer.Layer<C, E>
 ): Layer.Layer<TrustStore, TrustStoreFailure | Exclude<E, SqlError>> =>
-  layer(options).pipe(
+  store.pipe(
     Layer.provide(
       client.pipe(
         Layer.catchAll((error) =>
