@@ -24,6 +24,7 @@ import {
   KeyResolver,
   MemoryTrustStore,
   Middleware,
+  Pipeline,
   RateLimit,
   Server,
   Tenancy,
@@ -66,7 +67,7 @@ const requestLogger = Middleware.make({
 
 // `RateLimit.middleware()` is an Effect that needs the `RateLimiter` service: `Middleware.layer` runs it
 // once, when the layer is built. Per address 50/s (the default), per sender identity 2/s with a burst of 2.
-const MiddlewareLive = Middleware.layer(requestLogger, RateLimit.middleware()).pipe(
+const MiddlewareLive = Middleware.layer(Middleware.add(requestLogger, RateLimit.middleware())).pipe(
   Layer.provide(RateLimit.layer({ identity: { perSecond: 2, burst: 2 } }))
 )
 
@@ -96,6 +97,7 @@ const program = Effect.gen(function*() {
   ])
   const server = yield* Layer.build(
     Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(
+      Layer.provide(Pipeline.layer()),
       Layer.provide(TenantsLive),
       Layer.provide(MiddlewareLive),
       Layer.provide(KeyResolver.layerStatic(keyRecords)),

@@ -22,6 +22,8 @@ import {
   DnsRecord,
   Identity,
   KeyResolver,
+  Middleware,
+  Pipeline,
   Server,
   TestCertificates,
   Trust,
@@ -159,6 +161,8 @@ const program = Effect.gen(function*() {
   )
   const server = yield* Layer.build(
     Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(
+      Layer.provide(Pipeline.layer()),
+      Layer.provide(Middleware.none),
       // A store value becomes the TrustStore service; a store owning a connection would be Layer.scoped.
       Layer.provide(Layer.succeed(TrustStore.TrustStore, store)),
       Layer.provide(KeyResolver.layerStatic(keyRecords)),

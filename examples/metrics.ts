@@ -21,6 +21,8 @@ import {
   KeyResolver,
   MemoryTrustStore,
   MetricsHttp,
+  Middleware,
+  Pipeline,
   Server,
   TestCertificates,
   Trust
@@ -58,6 +60,8 @@ const program = Effect.gen(function*() {
   const context = yield* Layer.build(
     Layer.merge(
       Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(
+        Layer.provide(Pipeline.layer()),
+        Layer.provide(Middleware.none),
         Layer.provide(MemoryTrustStore.layer([trusted])),
         Layer.provide(KeyResolver.layerStatic(keyRecords)),
         Layer.provide(Delivery.layerDiscard) // acknowledge and drop: this example is about the counters

@@ -21,7 +21,9 @@ import {
   DnsRecord,
   KeyResolver,
   MemoryTrustStore,
+  Middleware,
   MiddlewareModule,
+  Pipeline,
   Server,
   TestCertificates,
   Trust
@@ -53,8 +55,9 @@ const program = Effect.gen(function*() {
   yield* step(1, `Starting the BTPS server of ${receiver} with ${modulePath.slice(modulePath.indexOf("examples/"))}`)
   const server = yield* Layer.build(
     Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(
+      Layer.provide(Pipeline.layer()),
       // The module's dependencies.trustStore is this same TrustStore service (one layer, built once).
-      Layer.provide(MiddlewareModule.layer(modulePath)),
+      Layer.provide(Middleware.layer(MiddlewareModule.layer(modulePath))),
       Layer.provide(MemoryTrustStore.layer([trusted])),
       Layer.provide(KeyResolver.layerStatic(keyRecords)),
       Layer.provide(Delivery.onMessage(({ artifact }) => say(`[receiver] ${artifact.type} ${artifact.id} delivered`)))

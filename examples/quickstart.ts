@@ -20,6 +20,8 @@ import {
   DnsRecord,
   JsonTrustStore,
   KeyResolver,
+  Middleware,
+  Pipeline,
   Server,
   TestCertificates,
   Trust,
@@ -83,6 +85,8 @@ const program = Effect.gen(function*() {
   )
   const serverContext = yield* Layer.build(
     Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(
+      Layer.provide(Pipeline.layer()),
+      Layer.provide(Middleware.none),
       Layer.provideMerge(JsonTrustStore.layer({ connection: trustFile })),
       Layer.provide(KeyResolver.layerStatic(keyRecords)),
       Layer.provide(handler)

@@ -129,14 +129,14 @@ const trust = (file: string, region: Region, sender: Sender) =>
 
 /** The region's middleware: one log line per artifact parsed, tagged with the region. */
 const regionLog = (region: Region) =>
-  Middleware.layer(
+  Middleware.layer(Middleware.add(
     Middleware.make({
       name: "region-log",
       phase: "after",
       step: "parsing",
       handle: (ctx) => Effect.as(Effect.logInfo(`artifact ${ctx.reqId ?? "?"} received`).pipe(Effect.annotateLogs({ region })), Middleware.next)
     })
-  )
+  ))
 
 // --- a plain TLS client ----------------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ import {
   KeyResolver,
   MemoryTrustStore,
   Metrics,
+  Middleware,
+  Pipeline,
   Server,
   TestCertificates,
   Trust,
@@ -111,6 +113,8 @@ const program = Effect.gen(function*() {
   const keyRecords = { "btps1._btps.identity.finance.acme.example": DnsRecord.formatIdentityRecord(senderKeys.publicKeyBase64) }
   const server = yield* Layer.build(
     Server.layer({ host: "127.0.0.1", port: 0, tls: certificate }).pipe(
+      Layer.provide(Pipeline.layer()),
+      Layer.provide(Middleware.none),
       Layer.provide(MemoryTrustStore.layer([trusted])),
       Layer.provide(KeyResolver.layerStatic(keyRecords)),
       // Short delays for the demo (defaults: 500 ms doubling, 5 retries, 10 s per attempt).

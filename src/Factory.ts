@@ -13,19 +13,20 @@ import { Context, Effect, ExecutionStrategy, Exit, Layer, Option, Scope, Synchro
 import type { Delivery } from "./Delivery.js"
 import type { IdentityStore } from "./IdentityStore.js"
 import type { KeyResolver } from "./KeyResolver.js"
-import type { Middlewares } from "./Middleware.js"
+import * as Middleware from "./Middleware.js"
+import * as Pipeline from "./Pipeline.js"
 import * as Server from "./Server.js"
 import type { TrustStore } from "./TrustStore.js"
 
 // --- definitions -------------------------------------------------------------------------------------
 
 /**
- * The services a server cannot run without. A layer may provide more: `Middlewares` and `IdentityStore`
- * are used when present.
+ * The services a server cannot run without (`Middleware.none` when it has no middleware). A layer may
+ * provide the optional parts too (`IdentityStore`, `ServerIdentity`, `Tenants`): they reach the pipeline.
  *
  * @since 0.1.0
  */
-export type Services = KeyResolver | TrustStore | Delivery
+export type Services = KeyResolver | TrustStore | Delivery | Middleware.Middlewares
 
 /**
  * What a server is made of: its options and the layer of services it runs on. `E` and `R` are the
@@ -35,7 +36,9 @@ export type Services = KeyResolver | TrustStore | Delivery
  */
 export interface BtpsServerConfig<out E = never, out R = never> {
   readonly options: Server.ServerOptionsInput
-  /** Provides {@link Services}; `Middlewares` and `IdentityStore` in its output are picked up too. */
+  /** Pipeline options (JSON depth, step spans); defaults when absent. */
+  readonly pipeline?: Pipeline.PipelineOptionsInput
+  /** Provides {@link Services}. */
   readonly layer: Layer.Layer<Services, E, R>
 }
 
@@ -47,11 +50,12 @@ export interface BtpsServerConfig<out E = never, out R = never> {
  */
 export interface Parts {
   readonly options: Server.ServerOptionsInput
+  readonly pipeline?: Pipeline.PipelineOptionsInput
   readonly keyResolver: Layer.Layer<KeyResolver, unknown, unknown>
   readonly trustStore: Layer.Layer<TrustStore, unknown, unknown>
   readonly delivery: Layer.Layer<Delivery, unknown, unknown>
-  /** Native middleware (`Middleware.layer(...)`) or an `.mjs` module (`MiddlewareModule`). */
-  readonly middleware?: Layer.Layer<Middlewares, unknown, unknown>
+  /** The middleware chain: `Middleware.layer(Middleware.add(...), MiddlewareModule.layer(path))`; none when absent. */
+  readonly middleware?: Layer.Layer<Middleware.Middlewares, unknown, unknown>
   readonly identityStore?: Layer.Layer<IdentityStore, unknown, unknown>
 }
 
@@ -81,7 +85,7 @@ export type PartsContext<P> =
  *   keyResolver: KeyResolver.layer(),
  *   trustStore: JsonTrustStore.layer({ connection: "./trust.json", entityName: "us-east" }),
  *   delivery: Delivery.onMessage((incoming) => Effect.log(incoming.artifact.id)),
- *   middleware: Middleware.layer(auditTrail)
+ *   middleware: Middleware.layer(Middleware.add(auditTrail))
  * })
  * ```
  *
@@ -90,8 +94,9 @@ export type PartsContext<P> =
 export function define<const P extends Parts>(parts: P): BtpsServerConfig<PartsError<P>, PartsContext<P>>
 export function define(parts: Parts): BtpsServerConfig<unknown, unknown> {
   const stores = Layer.mergeAll(parts.keyResolver, parts.trustStore, parts.identityStore ?? Layer.empty)
-  const consumers = Layer.merge(parts.delivery, parts.middleware ?? Layer.empty)
-  return { options: parts.options, layer: Layer.provideMerge(consumers, stores) }
+  const consumers = Layer.merge(parts.delivery, parts.middleware ?? Middleware.none)
+  const layer = Layer.provideMerge(consumers, stores)
+  return parts.pipeline === undefined ? { options: parts.options, layer } : { options: parts.options, pipeline: parts.pipeline, layer }
 }
 
 // --- BtpsServerFactory --------------------------------------------------------------------------------
@@ -102,7 +107,7 @@ export function define(parts: Parts): BtpsServerConfig<unknown, unknown> {
  * @since 0.1.0
  */
 export const layer = <E, R>(config: BtpsServerConfig<E, R>): Layer.Layer<Server.BtpsServer, E | Server.ServerStartError, R> =>
-  Server.layer(config.options).pipe(Layer.provide(config.layer))
+  Server.layer(config.options).pipe(Layer.provide(Pipeline.layer(config.pipeline)), Layer.provide(config.layer))
 
 /**
  * Start a new server of `config` in the current Scope; closing the scope stops it.

@@ -1,6 +1,7 @@
 /**
  * Identities this server hosts and their public keys, for identity lookup artifacts (identities that
- * do not publish their own DNS record). Optional: without it every lookup answers `Identity not found`.
+ * do not publish their own DNS record). Optional: the default, {@link none}, hosts no identity, so every
+ * lookup answers `Identity not found`; provide {@link layerMemory} or your own layer to the pipeline.
  *
  * @since 0.1.0
  */
@@ -22,8 +23,17 @@ export interface IdentityStoreShape {
   readonly getKey: (identity: string, selector?: string) => Effect.Effect<Option.Option<IdentityKey>, ServiceUnavailable>
 }
 
-/** @since 0.1.0 */
-export class IdentityStore extends Context.Tag("btps/IdentityStore")<IdentityStore, IdentityStoreShape>() {}
+/** Hosts no identity: every lookup finds nothing. @since 0.1.0 */
+export const none: IdentityStoreShape = { getKey: () => Effect.succeed(Option.none()) }
+
+/**
+ * The identity store the pipeline answers identity lookups from; {@link none} unless provided.
+ *
+ * @since 0.1.0
+ */
+export class IdentityStore extends Context.Reference<IdentityStore>()("btps/IdentityStore", {
+  defaultValue: (): IdentityStoreShape => none
+}) {}
 
 /**
  * An identity store over a fixed list (the last entry of an identity is its current key).

@@ -87,7 +87,9 @@ export interface Middleware {
 export const make = (middleware: Middleware): Middleware => middleware
 
 /**
- * The middleware in effect, already sorted: per phase and step, by priority then registration order.
+ * The middleware chain the pipeline runs, already sorted: per phase and step, by priority then
+ * registration order. `Pipeline.layer` requires it: provide {@link layer} (built from contributions)
+ * or {@link none}.
  *
  * @since 0.1.0
  */
@@ -117,6 +119,17 @@ export const chain = (middleware: ReadonlyArray<Middleware>): Chain => {
 /** No middleware. @since 0.1.0 */
 export const empty: Chain = chain([])
 
+/**
+ * Where contributions ({@link add}, `MiddlewareModule.layer`) register their middleware while
+ * {@link layer} builds the chain. Only {@link layer} provides it, so a contribution that is not part of
+ * a chain leaves this requirement open: a type error, never a silent no-op.
+ *
+ * @since 0.1.0
+ */
+export class MiddlewareRegistry extends Context.Tag("btps/MiddlewareRegistry")<MiddlewareRegistry, {
+  readonly add: (middleware: ReadonlyArray<Middleware>) => Effect.Effect<void>
+}>() {}
+
 /** Something that yields middleware: a value, a list, or an Effect building them from services. */
 export type Source<E, R> =
   | Middleware
@@ -124,22 +137,65 @@ export type Source<E, R> =
   | Effect.Effect<Middleware | ReadonlyArray<Middleware>, E, R>
 
 /**
- * Provide middleware as a Layer. Effects are run when the layer is built (so they can take services and
- * acquire resources with a Scope: that is how server start/stop hooks are written).
+ * Contribute middleware to the chain being built by {@link layer}. Effects are run when the layer is
+ * built (so they can take services and acquire resources with a Scope: that is how server start/stop
+ * hooks are written). Several contributions add up.
  *
  * @since 0.1.0
  */
-export const layer = <E = never, R = never>(...sources: ReadonlyArray<Source<E, R>>): Layer.Layer<Middlewares, E, Exclude<R, Scope.Scope>> =>
-  Layer.scoped(
-    Middlewares,
-    Effect.map(
-      Effect.forEach(sources, (source) =>
-        Effect.isEffect(source) ? source : Effect.succeed<Middleware | ReadonlyArray<Middleware>>(source)),
-      (built) => chain(built.flatMap((m): ReadonlyArray<Middleware> => (isMiddleware(m) ? [m] : m)))
-    )
+export const add = <E = never, R = never>(
+  ...sources: ReadonlyArray<Source<E, R>>
+): Layer.Layer<never, E, Exclude<R, Scope.Scope> | MiddlewareRegistry> =>
+  Layer.scopedDiscard(
+    Effect.gen(function*() {
+      const registry = yield* MiddlewareRegistry
+      for (const source of sources) {
+        const built = Effect.isEffect(source) ? yield* source : source
+        yield* registry.add(isMiddleware(built) ? [built] : built)
+      }
+    })
   )
 
 const isMiddleware = (m: Middleware | ReadonlyArray<Middleware>): m is Middleware => !Array.isArray(m)
+
+/**
+ * The chain made of every contribution given (native {@link add} and `.mjs` modules alike), ordered by
+ * priority, then by the order the contributions are listed in.
+ *
+ * @example
+ * ```ts
+ * const MiddlewareLive = Middleware.layer(
+ *   Middleware.add(requestLogger),
+ *   Middleware.add(RateLimit.middleware()),
+ *   MiddlewareModule.layer("./btps.middleware.mjs")
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = <const Contributions extends ReadonlyArray<Layer.Layer<never, unknown, unknown>>>(
+  ...contributions: Contributions
+): Layer.Layer<
+  Middlewares,
+  Layer.Layer.Error<Contributions[number]>,
+  Exclude<Layer.Layer.Context<Contributions[number]>, MiddlewareRegistry>
+> =>
+  // the element types are erased by the loop below; the signature carries them
+  Layer.scoped(
+    Middlewares,
+    Effect.gen(function*() {
+      const added: Array<Middleware> = []
+      const registry = MiddlewareRegistry.of({ add: (middleware) => Effect.sync(() => void added.push(...middleware)) })
+      // in listed order (not concurrently), so registration order is deterministic
+      for (const contribution of contributions) {
+        yield* Layer.buildWithScope(contribution, yield* Effect.scope).pipe(Effect.provideService(MiddlewareRegistry, registry))
+      }
+      return chain(added)
+    })
+  ) as Layer.Layer<Middlewares, Layer.Layer.Error<Contributions[number]>, Exclude<Layer.Layer.Context<Contributions[number]>, MiddlewareRegistry>>
+
+/** A chain with no middleware. @since 0.1.0 */
+export const none: Layer.Layer<Middlewares> = Layer.succeed(Middlewares, empty)
 
 /**
  * Run a group of middleware in order until one answers.

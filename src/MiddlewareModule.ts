@@ -571,42 +571,42 @@ export const load = (path: string, options: LoadOptions = {}): Effect.Effect<Loa
   }).pipe(Effect.withSpan("btps.middleware.load", { attributes: { path } }))
 
 /**
- * A middleware module as a Layer: loaded when the layer is built, `onServerStart` run (and awaited)
- * on acquire, `onServerStop` on release.
+ * A middleware module as a contribution to the chain (`Middleware.layer(...)`): loaded when the layer
+ * is built, `onServerStart` run (and awaited) on acquire, `onServerStop` on release. Its middleware is
+ * ordered with every other contribution by priority.
  *
  * @since 0.1.0
  */
-export const layer = (path: string, options: LoadOptions = {}): Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> =>
-  Layer.scoped(
-    Middleware.Middlewares,
+export const layer = (
+  path: string,
+  options: LoadOptions = {}
+): Layer.Layer<never, MiddlewareModuleError, TrustStore | Middleware.MiddlewareRegistry> =>
+  Layer.scopedDiscard(
     Effect.gen(function*() {
+      const registry = yield* Middleware.MiddlewareRegistry
       const loaded = yield* load(path, options)
       yield* Effect.acquireRelease(loaded.onServerStart, () => loaded.onServerStop)
-      return Middleware.chain(loaded.middleware)
+      yield* registry.add(loaded.middleware)
     })
   )
 
 /**
  * The existing default with options: `./btps.middleware.mjs` in the working directory when it exists
- * (checked when the layer is built), else no middleware.
+ * (checked when the layer is built), else nothing is contributed.
  *
  * @since 0.1.0
  */
 export const layerDefaultWith = (
   options: LoadOptions = {}
-): Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> =>
+): Layer.Layer<never, MiddlewareModuleError, TrustStore | Middleware.MiddlewareRegistry> =>
   Layer.unwrapEffect(
-    Effect.sync((): Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> =>
-      NodeFs.existsSync(NodePath.resolve(DEFAULT_PATH))
-        ? layer(DEFAULT_PATH, options)
-        : Layer.succeed(Middleware.Middlewares, Middleware.empty)
-    )
+    Effect.sync(() => (NodeFs.existsSync(NodePath.resolve(DEFAULT_PATH)) ? layer(DEFAULT_PATH, options) : Layer.empty))
   )
 
 /**
  * The existing default `middlewarePath`: `./btps.middleware.mjs` in the working directory when it
- * exists, else no middleware.
+ * exists, else nothing is contributed.
  *
  * @since 0.1.0
  */
-export const layerDefault: Layer.Layer<Middleware.Middlewares, MiddlewareModuleError, TrustStore> = layerDefaultWith()
+export const layerDefault: Layer.Layer<never, MiddlewareModuleError, TrustStore | Middleware.MiddlewareRegistry> = layerDefaultWith()

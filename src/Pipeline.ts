@@ -8,11 +8,12 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Effect, FiberRef, Layer, LogLevel, Metric, Option } from "effect"
+import { Cause, type Config, Context, Data, Effect, FiberRef, Layer, LogLevel, Metric, Option, Schema } from "effect"
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
 import * as Delegation from "./Delegation.js"
+import * as SchemaConfig from "./internal/schemaConfig.js"
 import { Delivery } from "./Delivery.js"
 import { IdentityStore } from "./IdentityStore.js"
 import { KeyResolver } from "./KeyResolver.js"
@@ -41,31 +42,62 @@ export interface LineInfo {
   readonly lineNumber: number
 }
 
-/** @since 0.1.0 */
-export interface PipelineOptions {
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/**
+ * Pipeline options; the schema holds the defaults.
+ *
+ * @since 0.1.0
+ */
+export const PipelineOptions = Schema.Struct({
   /** Maximum nesting of a JSON artifact (default 64). */
-  readonly maxDepth?: number
+  maxJsonDepth: Schema.optionalWith(PositiveInt.annotations({ documentation: "deepest JSON nesting accepted in an artifact" }), {
+    default: () => 64
+  }),
   /**
    * A span per step (`btps.pipeline.parsing`, ...) besides the span per artifact. Off by default: each
    * span costs about as much as a schema decode; step latencies are always in the metrics.
    */
-  readonly traceSteps?: boolean
-}
+  traceSteps: Schema.optionalWith(Schema.Boolean.annotations({ documentation: "a tracing span per pipeline step (costs CPU)" }), {
+    default: () => false
+  })
+})
+
+/** Options as given (defaults optional). @since 0.1.0 */
+export type PipelineOptionsInput = typeof PipelineOptions.Encoded
+/** Options with defaults applied. @since 0.1.0 */
+export type PipelineOptions = typeof PipelineOptions.Type
+
+/** Every pipeline option with its variable (`BTPS_MAX_JSON_DEPTH`, …) and `btps serve` flag. @since 0.1.0 */
+export const optionsFields: ReadonlyArray<SchemaConfig.Field> = SchemaConfig.fieldsOf(PipelineOptions, "BTPS")
+
+/** The pipeline options read from configuration, one variable per field. @since 0.1.0 */
+export const optionsConfig: Config.Config<PipelineOptionsInput> = SchemaConfig.configOf(PipelineOptions, "BTPS")
 
 /** @since 0.1.0 */
 export interface PipelineShape {
   /** Process one line. Never fails: every failure is an error response. */
   readonly process: (line: string, info: LineInfo) => Effect.Effect<Outcome>
+  /**
+   * Answer a failure found outside the pipeline (a line too long, an artifact timed out, an idle
+   * connection): the same `onError` middleware, metrics and logs as for failures inside it.
+   */
+  readonly refuse: (error: BtpsError.BtpsError, info: RefusalInfo) => Effect.Effect<Outcome>
+}
+
+/** Where a failure found outside the pipeline happened. @since 0.1.0 */
+export interface RefusalInfo extends LineInfo {
+  /** The line concerned, if there is one (its `id` becomes the response's `reqId`). */
+  readonly line?: string
+  /** Close the connection after answering. */
+  readonly close: boolean
 }
 
 /** @since 0.1.0 */
 export class Pipeline extends Context.Tag("btps/Pipeline")<Pipeline, PipelineShape>() {}
 
 /** A middleware answered: carried in the error channel to leave the remaining steps. */
-class Answered {
-  readonly _tag = "Answered"
-  constructor(readonly response: Artifact.Response, readonly close: boolean) {}
-}
+class Answered extends Data.TaggedClass("Answered")<{ readonly response: Artifact.Response; readonly close: boolean }> {}
 
 /** Span options: a stack trace per span costs more than the rest of the span. */
 const noStack = { captureStackTrace: false } as const
@@ -74,41 +106,53 @@ const noStack = { captureStackTrace: false } as const
 const whenDebug = (log: Effect.Effect<void>): Effect.Effect<void> =>
   Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (min) => (LogLevel.lessThanEqual(min, LogLevel.Debug) ? log : Effect.void))
 
+/** The `id` of a line that may not even be JSON (for answers to lines the pipeline never decoded). */
+const idOfLine = (line: string): string | undefined => {
+  try {
+    return Artifact.idOf(JSON.parse(line))
+  } catch {
+    return undefined
+  }
+}
+
 const kindOf = (decoded: Artifact.Decoded | undefined): string =>
   decoded === undefined ? "invalid" : decoded.kind === "transporter" ? decoded.artifact.type : decoded.kind
 
 /**
- * Build the pipeline from the services it uses. Middleware (`Middlewares`) and an `IdentityStore`
- * are optional.
+ * Build the pipeline from the services it uses: the key resolver, trust store, delivery and middleware
+ * chain are required (`Middleware.none` for no middleware); the identity store, tenants and server
+ * identity are `Context.Reference`s whose defaults host no identity, have one trust store and leave
+ * data responses unsigned.
  *
  * @since 0.1.0
  */
 export const make = (
-  options: PipelineOptions = {}
-): Effect.Effect<PipelineShape, never, KeyResolver | TrustStore | Delivery> =>
+  input: PipelineOptionsInput = {}
+): Effect.Effect<PipelineShape, never, KeyResolver | TrustStore | Delivery | Middleware.Middlewares> =>
   Effect.gen(function*() {
+    const options = Schema.decodeSync(PipelineOptions)(input)
     const keys = yield* KeyResolver
     const trust = yield* TrustStore
     const delivery = yield* Delivery
-    const chain = Option.getOrElse(yield* Effect.serviceOption(Middleware.Middlewares), () => Middleware.empty)
-    const identities = yield* Effect.serviceOption(IdentityStore)
-    const tenants = yield* Effect.serviceOption(Tenants)
-    const server = yield* Effect.serviceOption(ServerIdentity)
+    const chain = yield* Middleware.Middlewares
+    const identities = yield* IdentityStore
+    const tenants = yield* Tenants
+    const server = yield* ServerIdentity
     const delegationPolicy = yield* Delegation.DelegationPolicy
-    const decodeOptions = options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }
+    const decodeOptions = { maxDepth: options.maxJsonDepth }
 
     /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
     const gate = (phase: Middleware.Phase, step: Middleware.Step, ctx: Middleware.RequestContext) => {
       const group = chain.at(phase, step)
       if (group.length === 0) return Effect.void
       return Effect.flatMap(Middleware.run(group, ctx), (decision) =>
-        decision._tag === "Respond" ? Effect.fail(new Answered(decision.response, decision.close)) : Effect.void)
+        decision._tag === "Respond" ? Effect.fail(new Answered({ response: decision.response, close: decision.close })) : Effect.void)
     }
 
     // tagged metrics built once, not per artifact
     const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepDuration.pipe(Metric.tagged("step", name))]))
     const getByIdTimer = Metrics.trustStoreDuration.pipe(Metric.tagged("operation", "getById"))
-    const traceSteps = options.traceSteps === true
+    const traceSteps = options.traceSteps
     // artifactsTotal by (kind, outcome), tagged once per pair instead of per artifact
     const answerCounters = new Map<string, Metric.Metric.Counter<number>>()
     const countAnswer = (kind: string, outcome: string): void => {
@@ -189,8 +233,7 @@ export const make = (
 
     const lookup = (a: Artifact.IdentityLookupArtifact) =>
       Effect.gen(function*() {
-        if (Option.isNone(identities)) return yield* new BtpsError.IdentityNotFound({ detail: "no identity store" })
-        const found = yield* identities.value.getKey(a.identity, a.identitySelector)
+        const found = yield* identities.getKey(a.identity, a.identitySelector)
         if (Option.isNone(found)) return yield* new BtpsError.IdentityNotFound({ detail: a.identity })
         const key = found.value
         const document = { selector: key.selector, publicKey: key.publicKeyBase64, keyType: key.keyType, version: Artifact.PROTOCOL_VERSION }
@@ -228,7 +271,7 @@ export const make = (
       return hooks.pipe(
         Effect.as(fallback),
         Effect.catchAll((e) =>
-          e instanceof Answered
+          e._tag === "Answered"
             ? Effect.succeed({ response: e.response, close: e.close })
             : Effect.as(Effect.logWarning("onError middleware failed", e), fallback)
         )
@@ -254,7 +297,7 @@ export const make = (
       })
       return program.pipe(
         Effect.catchAll((e): Effect.Effect<Outcome> => {
-          if (e instanceof Answered) return Effect.succeed({ response: e.response, close: e.close })
+          if (e._tag === "Answered") return Effect.succeed({ response: e.response, close: e.close })
           ctx = { ...ctx, error: e }
           return answerError(ctx, e)
         }),
@@ -270,24 +313,44 @@ export const make = (
               }))
             )
         ),
-        Effect.tap((outcome) =>
-          Effect.suspend(() => {
-            const status = outcome.response.status
-            const outcomeTag = status.ok ? "ok" : (ctx.error?._tag ?? "answered")
-            countAnswer(kindOf(ctx.decoded), outcomeTag)
-            return whenDebug(
-              Effect.logDebug("answered").pipe(
-                Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
-                Effect.annotateLogs(Logging.requestAnnotations(ctx))
-              )
-            )
-          })
-        ),
+        Effect.tap((outcome) => report(ctx, outcome)),
         Effect.withSpan("btps.pipeline", { attributes: { line: info.lineNumber }, captureStackTrace: false })
       )
     }
 
-    return { process }
+    /** Count the answer (and log it at debug level). */
+    const report = (ctx: Middleware.RequestContext, outcome: Outcome): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const status = outcome.response.status
+        const outcomeTag = status.ok ? "ok" : (ctx.error?._tag ?? "answered")
+        countAnswer(kindOf(ctx.decoded), outcomeTag)
+        return whenDebug(
+          Effect.logDebug("answered").pipe(
+            Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
+            Effect.annotateLogs(Logging.requestAnnotations(ctx))
+          )
+        )
+      })
+
+    const refuse = (error: BtpsError.BtpsError, info: RefusalInfo): Effect.Effect<Outcome> =>
+      Effect.suspend(() => {
+        const reqId = info.line === undefined ? undefined : idOfLine(info.line)
+        const ctx: Middleware.RequestContext = {
+          remoteAddress: info.remoteAddress,
+          receivedAt: new Date(),
+          line: info.line ?? "",
+          lineNumber: info.lineNumber,
+          state: new Map(),
+          error,
+          ...(reqId === undefined ? {} : { reqId })
+        }
+        return answerError(ctx, error).pipe(
+          Effect.map((outcome) => (info.close && !outcome.close ? { ...outcome, close: true } : outcome)),
+          Effect.tap((outcome) => report(ctx, outcome))
+        )
+      })
+
+    return { process, refuse }
   })
 
 /**
@@ -295,5 +358,16 @@ export const make = (
  *
  * @since 0.1.0
  */
-export const layer = (options: PipelineOptions = {}): Layer.Layer<Pipeline, never, KeyResolver | TrustStore | Delivery> =>
-  Layer.effect(Pipeline, make(options))
+export const layer = (
+  options: PipelineOptionsInput = {}
+): Layer.Layer<Pipeline, never, KeyResolver | TrustStore | Delivery | Middleware.Middlewares> => Layer.effect(Pipeline, make(options))
+
+/**
+ * The pipeline as a Layer with options from configuration ({@link optionsConfig} by default).
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  config: Config.Config<PipelineOptionsInput> = optionsConfig
+): Layer.Layer<Pipeline, import("effect/ConfigError").ConfigError, KeyResolver | TrustStore | Delivery | Middleware.Middlewares> =>
+  Layer.effect(Pipeline, Effect.flatMap(config, make))

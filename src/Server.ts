@@ -11,13 +11,10 @@
 import type * as net from "node:net"
 import * as tls from "node:tls"
 import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Schema } from "effect"
-import type { Delivery } from "./Delivery.js"
 import { serveConnection } from "./internal/serverConnection.js"
-import type { KeyResolver } from "./KeyResolver.js"
 import * as Metrics from "./Metrics.js"
 import * as SchemaConfig from "./internal/schemaConfig.js"
-import * as Pipeline from "./Pipeline.js"
-import type { TrustStore } from "./TrustStore.js"
+import { Pipeline } from "./Pipeline.js"
 
 // --- options ---------------------------------------------------------------------------------------
 
@@ -74,15 +71,7 @@ export const ServerOptions = Schema.Struct({
   /** Give up on one artifact after this long (default 30 000). */
   artifactTimeoutMs: Schema.optionalWith(ms("give up on one artifact after this long (ms)"), { default: () => 30_000 }),
   /** Drop connections that have not completed the TLS handshake after this long (default 10 000). */
-  handshakeTimeoutMs: Schema.optionalWith(ms("drop connections still in the TLS handshake after this long (ms)"), { default: () => 10_000 }),
-  /** Maximum nesting of a JSON artifact (default 64). */
-  maxJsonDepth: Schema.optionalWith(PositiveInt.annotations({ documentation: "deepest JSON nesting accepted in an artifact" }), {
-    default: () => 64
-  }),
-  /** A tracing span per pipeline step besides the one per artifact (default off: they cost CPU). */
-  traceSteps: Schema.optionalWith(Schema.Boolean.annotations({ documentation: "a tracing span per pipeline step (costs CPU)" }), {
-    default: () => false
-  })
+  handshakeTimeoutMs: Schema.optionalWith(ms("drop connections still in the TLS handshake after this long (ms)"), { default: () => 10_000 })
 })
 
 /** Options as given (defaults optional). @since 0.1.0 */
@@ -150,18 +139,18 @@ const close = (server: tls.Server) =>
   })
 
 /**
- * Start a server in the current scope.
+ * Start a server in the current scope, answering every line with the {@link Pipeline} it requires.
  *
  * @since 0.1.0
  */
 export const make = (
   input: ServerOptionsInput
-): Effect.Effect<BtpsServerShape, ServerStartError, KeyResolver | TrustStore | Delivery | import("effect/Scope").Scope> =>
+): Effect.Effect<BtpsServerShape, ServerStartError, Pipeline | import("effect/Scope").Scope> =>
   Effect.gen(function*() {
     const options = yield* Schema.decodeUnknown(ServerOptions)(input).pipe(
       Effect.mapError((e) => new ServerStartError({ message: `invalid server options: ${e.message}`, cause: e }))
     )
-    const pipeline = yield* Pipeline.make({ maxDepth: options.maxJsonDepth, traceSteps: options.traceSteps })
+    const pipeline = yield* Pipeline
     const server = yield* Effect.try({
       try: () =>
         tls.createServer({
@@ -229,10 +218,22 @@ export const make = (
 
 /**
  * The server as a Layer: started when the layer is built, drained and stopped when its scope closes.
+ * It needs a {@link Pipeline} (`Pipeline.layer()` with its services), as `HttpServer.serve` needs an app.
+ *
+ * @example
+ * ```ts
+ * Server.layer({ port: 3443, tls }).pipe(
+ *   Layer.provide(Pipeline.layer()),
+ *   Layer.provide(Middleware.none),
+ *   Layer.provide(JsonTrustStore.layer({ connection: "./trust.json" })),
+ *   Layer.provide(KeyResolver.layer()),
+ *   Layer.provide(Delivery.onMessage((incoming) => Effect.log(incoming.artifact.id)))
+ * )
+ * ```
  *
  * @since 0.1.0
  */
-export const layer = (options: ServerOptionsInput): Layer.Layer<BtpsServer, ServerStartError, KeyResolver | TrustStore | Delivery> =>
+export const layer = (options: ServerOptionsInput): Layer.Layer<BtpsServer, ServerStartError, Pipeline> =>
   Layer.scoped(BtpsServer, make(options))
 
 /**
@@ -244,5 +245,5 @@ export const layer = (options: ServerOptionsInput): Layer.Layer<BtpsServer, Serv
  */
 export const layerConfig = (
   config: Config.Config.Wrap<ServerOptionsInput> = optionsConfig
-): Layer.Layer<BtpsServer, ServerStartError | import("effect/ConfigError").ConfigError, KeyResolver | TrustStore | Delivery> =>
+): Layer.Layer<BtpsServer, ServerStartError | import("effect/ConfigError").ConfigError, Pipeline> =>
   Layer.scoped(BtpsServer, Effect.flatMap(Config.unwrap(config), make))

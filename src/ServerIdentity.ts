@@ -1,11 +1,11 @@
 /**
  * The server's own identity and key pair (the existing SDK's `serverIdentity` option), used to sign
  * responses that carry data, such as identity lookup answers, so a client can check where they came
- * from. Optional: without it those responses are unsigned.
+ * from. Optional: the default is `Option.none()` (responses unsigned); {@link layer} provides one.
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import type { PublicKeyNotFound } from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
 
@@ -18,8 +18,14 @@ export interface ServerIdentityShape {
   readonly signer: Crypto.Signer
 }
 
-/** @since 0.1.0 */
-export class ServerIdentity extends Context.Tag("btps/ServerIdentity")<ServerIdentity, ServerIdentityShape>() {}
+/**
+ * The server identity signing data responses, if any (default: none, responses unsigned).
+ *
+ * @since 0.1.0
+ */
+export class ServerIdentity extends Context.Reference<ServerIdentity>()("btps/ServerIdentity", {
+  defaultValue: (): Option.Option<ServerIdentityShape> => Option.none()
+}) {}
 
 /**
  * The server identity from its PEM key pair (fails if a key does not parse).
@@ -34,5 +40,5 @@ export const layer = (options: {
 }): Layer.Layer<ServerIdentity, PublicKeyNotFound> =>
   Layer.effect(
     ServerIdentity,
-    Effect.map(Crypto.signerFromPem(options), (signer) => ({ identity: options.identity, selector: options.selector ?? "btps1", signer }))
+    Effect.map(Crypto.signerFromPem(options), (signer) => Option.some({ identity: options.identity, selector: options.selector ?? "btps1", signer }))
   )

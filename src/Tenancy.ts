@@ -32,11 +32,14 @@ export interface TenantsShape {
 }
 
 /**
- * The tenants of a server.
+ * The tenants of a server, if it has several (default `Option.none()`: one trust store judges every
+ * artifact). {@link layer} provides them together with the routing `TrustStore`.
  *
  * @since 0.1.0
  */
-export class Tenants extends Context.Tag("btps/Tenants")<Tenants, TenantsShape>() {}
+export class Tenants extends Context.Reference<Tenants>()("btps/Tenants", {
+  defaultValue: (): Option.Option<TenantsShape> => Option.none()
+}) {}
 
 /**
  * Route by exact identity first, then by domain. Fails when two tenants claim the same name.
@@ -133,6 +136,6 @@ export const layer = <E, R>(tenants: ReadonlyArray<Tenant<E, R>>): Layer.Layer<T
       const built = yield* Effect.forEach(tenants, (t) =>
         Effect.map(Layer.buildWithScope(t.trustStore, scope), (ctx) => ({ name: t.name, receives: t.receives, store: Context.get(ctx, TrustStore) })))
       const shape = yield* make(built)
-      return Context.make(Tenants, shape).pipe(Context.add(TrustStore, routingStore(shape)))
+      return Context.make(Tenants, Option.some(shape)).pipe(Context.add(TrustStore, routingStore(shape)))
     })
   )

@@ -13,6 +13,8 @@ import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as Scripted from "./support/scriptedServer.js"
 import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
+import * as Pipeline from "../src/Pipeline.js"
+import * as Middleware from "../src/Middleware.js"
 
 const ca = Fixture.certificate.cert
 const RECEIVER = "billing$vendor.test"
@@ -34,6 +36,8 @@ const startServer = <E>(
 ) =>
   Effect.gen(function*() {
     const layer = Server.layer(Fixture.options(overrides)).pipe(
+      Layer.provide(Pipeline.layer()),
+      Layer.provide(Middleware.none),
       Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
       Layer.provide(MemoryTrustStore.layer(records)),
       Layer.provide(delivery)

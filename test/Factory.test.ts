@@ -62,9 +62,9 @@ describe("BtpsServerFactory", () => {
   it.scopedLive("define builds middleware and delivery with the server's own stores", () =>
     Effect.gen(function*() {
       // middleware that trusts the vectors' sender at build time, in the trust store it is given
-      const trustOnStart = Middleware.layer(
+      const trustOnStart = Middleware.layer(Middleware.add(
         Effect.flatMap(TrustStore, (store) => Effect.as(Effect.orDie(store.create(Fixture.trustRecords[0]!)), []))
-      )
+      ))
       const server = yield* BtpsServerFactory.create(
         Factory.define({
           options: Fixture.options(),
@@ -93,7 +93,7 @@ describe("BtpsServerFactory", () => {
       trustStore: MemoryTrustStore.layer([]),
       delivery: Delivery.layerDiscard,
       // needs the trust store (provided by define) and an Audit (left to the caller)
-      middleware: Middleware.layer(Effect.as(Effect.zip(TrustStore, Audit), []))
+      middleware: Middleware.layer(Middleware.add(Effect.as(Effect.zip(TrustStore, Audit), [])))
     })
     expectTypeOf(withMiddleware).toEqualTypeOf<Factory.BtpsServerConfig<never, Audit>>()
     expectTypeOf(BtpsServerFactory.create(withMiddleware)).toEqualTypeOf<
@@ -109,7 +109,7 @@ describe("BtpsServerSingletonFactory", () => {
   it.live("concurrent first creates start one instance", () =>
     inSingleton(Effect.gen(function*() {
       const builds = yield* Ref.make(0)
-      const config = good({ middleware: Middleware.layer(Effect.as(Ref.update(builds, (n) => n + 1), [])) })
+      const config = good({ middleware: Middleware.layer(Middleware.add(Effect.as(Ref.update(builds, (n) => n + 1), []))) })
       const servers = yield* Effect.all(Array.from({ length: 6 }, () => BtpsServerSingletonFactory.create(config)), {
         concurrency: "unbounded"
       })

@@ -11,6 +11,8 @@ import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
+import * as Pipeline from "../src/Pipeline.js"
+import * as Middleware from "../src/Middleware.js"
 
 const receiver = V.keys.receiver!
 const admin = V.keys.server!
@@ -21,6 +23,8 @@ const lookupLine = (id: string, identity: string) =>
 const serve = <E>(extra: Layer.Layer<IdentityStore.IdentityStore | ServerIdentity.ServerIdentity, E> | Layer.Layer<IdentityStore.IdentityStore, E>) =>
   Effect.gen(function*() {
     const layer = Server.layer(Fixture.options()).pipe(
+      Layer.provide(Pipeline.layer()),
+      Layer.provide(Middleware.none),
       Layer.provide(extra),
       Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
       Layer.provide(MemoryTrustStore.layer(Fixture.trustRecords)),

@@ -64,7 +64,7 @@ const loadChain = (file: string, options: MiddlewareModule.LoadOptions = { handl
       logs.push({ level: logLevel.label, message: Array.isArray(message) ? message.join(" ") : String(message) })
     })
     const context = yield* Layer.build(
-      MiddlewareModule.layer(file, options).pipe(Layer.provide(MemoryTrustStore.layer([record])))
+      Middleware.layer(MiddlewareModule.layer(file, options)).pipe(Layer.provide(MemoryTrustStore.layer([record])))
     ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
     const chain = Context.get(context, Middleware.Middlewares)
     const run = (phase: Middleware.Phase, step: Middleware.Step, ctx: Middleware.RequestContext) =>
@@ -258,7 +258,7 @@ describe("MiddlewareModule (existing .mjs format)", () => {
       yield* Effect.acquireRelease(Effect.sync(() => process.chdir(dir)), () => Effect.sync(() => process.chdir(cwd)))
       const names = Effect.scoped(
         Effect.map(
-          Layer.build(MiddlewareModule.layerDefault.pipe(Layer.provide(MemoryTrustStore.layer()))),
+          Layer.build(Middleware.layer(MiddlewareModule.layerDefault).pipe(Layer.provide(MemoryTrustStore.layer()))),
           (ctx) => Context.get(ctx, Middleware.Middlewares).all.map((m) => m.name)
         )
       )

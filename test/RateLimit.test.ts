@@ -191,7 +191,7 @@ const control = Either.getOrThrow(Artifact.decodeUnknown({
 }))
 
 const chainWith = (limits: RateLimit.OptionsInput, options?: RateLimit.MiddlewareOptions) =>
-  Layer.build(Middleware.layer(RateLimit.middleware(options)).pipe(Layer.provide(RateLimit.layer(limits)))).pipe(
+  Layer.build(Middleware.layer(Middleware.add(RateLimit.middleware(options))).pipe(Layer.provide(RateLimit.layer(limits)))).pipe(
     Effect.map(Context.get(Middleware.Middlewares))
   )
 

@@ -135,7 +135,7 @@ describe("registry basics", () => {
     Effect.gen(function*() {
       class Region extends Context.Tag("test/Region")<Region, string>() {}
       const seen = yield* Ref.make<ReadonlyArray<string>>([])
-      const tagging = Middleware.layer(
+      const tagging = Middleware.layer(Middleware.add(
         Effect.map(Region, (region) =>
           Middleware.make({
             name: "region",
@@ -143,7 +143,7 @@ describe("registry basics", () => {
             step: "onArtifact",
             handle: () => Effect.as(Ref.update(seen, (all) => [...all, region]), Middleware.next)
           }))
-      )
+      ))
       const registry = yield* registryIn("context")
       // the config needs a Region: register takes it from the caller's context
       const config = { ...good(), layer: Layer.provideMerge(tagging, good().layer) }
@@ -256,7 +256,7 @@ describe("concurrency", () => {
   it.scopedLive("concurrent starts of one id start one server", () =>
     Effect.gen(function*() {
       const builds = yield* Ref.make(0)
-      const counting = Middleware.layer(Effect.as(Ref.update(builds, (n) => n + 1), []))
+      const counting = Middleware.layer(Middleware.add(Effect.as(Ref.update(builds, (n) => n + 1), [])))
       const registry = yield* registryIn("concurrent-start")
       yield* registry.register("a", good({ middleware: counting }))
       const infos = yield* Effect.all(Array.from({ length: 8 }, () => registry.start("a")), { concurrency: "unbounded" })
@@ -332,7 +332,7 @@ describe("lifecycle", () => {
       const supervisor = yield* Supervisor.track
       const stops = yield* Ref.make<ReadonlyArray<string>>([])
       const recordStop = (id: string) =>
-        Middleware.layer(Effect.as(Effect.addFinalizer(() => Ref.update(stops, (s) => [...s, id])), []))
+        Middleware.layer(Middleware.add(Effect.as(Effect.addFinalizer(() => Ref.update(stops, (s) => [...s, id])), [])))
       const scope = yield* Scope.make()
       const ports = yield* Effect.gen(function*() {
         const registry = yield* registryIn("scope-close")

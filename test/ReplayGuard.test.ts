@@ -12,6 +12,7 @@ import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
+import * as Pipeline from "../src/Pipeline.js"
 
 const signer = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
 
@@ -24,7 +25,8 @@ const invoice = (id: string, issuedAt: Date = new Date()) => {
 const serve = <E>(delivery: Layer.Layer<Delivery.Delivery, E>, options: ReplayGuard.Options = {}) =>
   Effect.gen(function*() {
     const layer = Server.layer(Fixture.options()).pipe(
-      Layer.provide(Middleware.layer(ReplayGuard.middleware(options))),
+      Layer.provide(Pipeline.layer()),
+      Layer.provide(Middleware.layer(Middleware.add(ReplayGuard.middleware(options)))),
       Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
       Layer.provide(MemoryTrustStore.layer(Fixture.trustRecords)),
       Layer.provide(delivery)

@@ -15,6 +15,7 @@ import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import { TrustStore } from "../src/TrustStore.js"
 import * as Fixture from "./support/serverFixture.js"
 import { exchange } from "./support/wireClient.js"
+import * as Pipeline from "../src/Pipeline.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
@@ -24,6 +25,7 @@ const serve = <E>(middleware: Layer.Layer<Middleware.Middlewares, E, TrustStore>
     const delivered = yield* Ref.make<ReadonlyArray<string>>([])
     const delivery = Delivery.onMessage((incoming) => Ref.update(delivered, (ids) => [...ids, incoming.artifact.id]))
     const layer = Server.layer(Fixture.options()).pipe(
+      Layer.provide(Pipeline.layer()),
       Layer.provide(middleware),
       Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
       Layer.provide(MemoryTrustStore.layer(Fixture.trustRecords)),
@@ -43,7 +45,7 @@ describe("native middleware in the server", () => {
     Effect.gen(function*() {
       const order = yield* Ref.make<ReadonlyArray<string>>([])
       const note = (name: string) => Ref.update(order, (o) => [...o, name])
-      const middleware = Middleware.layer(
+      const middleware = Middleware.layer(Middleware.add(
         Middleware.make({ name: "late", phase: "before", step: "parsing", handle: () => Effect.as(note("late"), Middleware.next) }),
         Middleware.make({ name: "early", phase: "before", step: "parsing", priority: 1, handle: () => Effect.as(note("early"), Middleware.next) }),
         // answers for some artifacts after the signature is known good
@@ -85,7 +87,7 @@ describe("native middleware in the server", () => {
           step: "onArtifact",
           handle: (ctx) => (ctx.reqId === "deny-1" ? Effect.fail(new BtpsError.AuthenticationInvalid()) : Effect.succeed(Middleware.next))
         })
-      )
+      ))
       const { delivered, send } = yield* serve(middleware)
       const responses = yield* send(
         Fixture.invoiceLine("ok-1"),
@@ -107,7 +109,7 @@ describe("native middleware in the server", () => {
 
   it.scopedLive("rate limiting answers 429 past the per-identity budget and admits again later", () =>
     Effect.gen(function*() {
-      const limited = Middleware.layer(RateLimit.middleware()).pipe(
+      const limited = Middleware.layer(Middleware.add(RateLimit.middleware())).pipe(
         Layer.provide(RateLimit.layer({ identity: { perSecond: 2, burst: 2 }, address: { perSecond: 1000, burst: 1000 } }))
       )
       const { send } = yield* serve(limited)
@@ -128,7 +130,7 @@ describe("existing-format .mjs middleware in the server", () => {
     Effect.gen(function*() {
       const events = () => ((globalThis as { __btpsServerMiddleware?: Array<string> }).__btpsServerMiddleware ??= [])
       events().length = 0
-      const { delivered, send } = yield* serve(MiddlewareModule.layer(path.join(here, "fixtures/middleware/server-integration.mjs")))
+      const { delivered, send } = yield* serve(Middleware.layer(MiddlewareModule.layer(path.join(here, "fixtures/middleware/server-integration.mjs"))))
       expect(events()).toEqual(["start"])
       const responses = yield* send(Fixture.invoiceLine("plain-1"), Fixture.invoiceLine("hold-1"), Fixture.invoiceLine("lookup-1"))
       expect(responses.map((r) => [r.reqId, r.status.code, r.status.message])).toEqual([

@@ -11,6 +11,8 @@ import * as Delivery from "../src/Delivery.js"
 import { describeConfigError } from "../src/internal/schemaConfig.js"
 import * as KeyResolver from "../src/KeyResolver.js"
 import * as Logging from "../src/Logging.js"
+import * as Middleware from "../src/Middleware.js"
+import * as Pipeline from "../src/Pipeline.js"
 import * as Server from "../src/Server.js"
 import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import { repoRoot } from "./support/childProcess.js"
@@ -29,12 +31,13 @@ const docsTable = (): ReadonlyArray<ReadonlyArray<string>> => {
 }
 
 const defaults = Schema.decodeUnknownSync(Server.ServerOptions)({ tls: { cert: "c", key: "k" } })
+const allDefaults = { ...defaults, ...Schema.decodeUnknownSync(Pipeline.PipelineOptions)({}) }
 const valueAt = (value: unknown, at: ReadonlyArray<string>): unknown =>
   at.reduce<unknown>((node, key) => (typeof node === "object" && node !== null ? (node as Record<string, unknown>)[key] : undefined), value)
 
 describe("server options: one source", () => {
   it("every schema field has one variable BTPS_<UPPER_SNAKE> and one flag, all listed in docs/server.md", () => {
-    const fields = Server.optionsFields
+    const fields = [...Server.optionsFields, ...Pipeline.optionsFields]
     expect(fields.map((f) => f.path.join("."))).toContain("artifactTimeoutMs")
     for (const f of fields) {
       expect(f.env).toBe(`BTPS_${f.path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_")}`)
@@ -49,7 +52,7 @@ describe("server options: one source", () => {
       const [, flag, env, documented] = rows[i]!
       expect(flag!.split(" ")[0], f.field.env).toBe(`--${f.flag}`)
       expect(env).toBe(f.field.env)
-      const value = valueAt(defaults, f.field.path)
+      const value = valueAt(allDefaults, f.field.path)
       const expected = f.field.optional ? (value === undefined ? "–" : String(value)) : "required"
       expect(documented, f.field.env).toBe(expected)
     }
@@ -73,7 +76,9 @@ describe("server options: one source", () => {
     const problems = (env: Record<string, string>) => Either.match(read(env), { onLeft: (e) => describeConfigError(e), onRight: () => [] })
     expect(problems({})).toEqual(["BTPS_TLS_CERT: a value is required", "BTPS_TLS_KEY: a value is required"])
     expect(problems({ BTPS_TLS_CERT: "c", BTPS_TLS_KEY: "k", BTPS_PORT: "70000" })).toEqual(["BTPS_PORT: Expected a number between 0 and 65535, actual 70000"])
-    expect(problems({ BTPS_TLS_CERT: "c", BTPS_TLS_KEY: "k", BTPS_MAX_JSON_DEPTH: "deep" })[0]).toMatch(/^BTPS_MAX_JSON_DEPTH: /)
+    expect(problems({ BTPS_TLS_CERT: "c", BTPS_TLS_KEY: "k", BTPS_MAX_LINE_BYTES: "big" })[0]).toMatch(/^BTPS_MAX_LINE_BYTES: /)
+    const depth = Effect.runSync(Effect.either(Effect.withConfigProvider(Pipeline.optionsConfig, ConfigProvider.fromMap(new Map([["BTPS_MAX_JSON_DEPTH", "deep"]])))))
+    expect(Either.isLeft(depth) && describeConfigError(depth.left)[0]).toMatch(/^BTPS_MAX_JSON_DEPTH: /)
     expect(problems({ BTPS_TLS_CERT: "c", BTPS_TLS_KEY: "k", BTPS_TLS_MIN_VERSION: "TLSv1.0" })[0]).toMatch(/^BTPS_TLS_MIN_VERSION: .*TLSv1\.2/)
     const secret = read({ BTPS_TLS_CERT: "c", BTPS_TLS_KEY: "k", BTPS_TLS_PASSPHRASE: "hunter2" })
     expect(Either.isRight(secret) && Redacted.value(Schema.decodeUnknownSync(Server.ServerOptions)(secret.right).tls.passphrase!)).toBe("hunter2")
@@ -88,6 +93,8 @@ describe("server options: one source", () => {
         tls: { cert: Config.succeed(Fixture.certificate.cert), key: Config.succeed(Fixture.certificate.key) },
         handshakeTimeoutMs: Config.integer("HANDSHAKE")
       }).pipe(
+        Layer.provide(Pipeline.layer()),
+        Layer.provide(Middleware.none),
         Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
         Layer.provide(MemoryTrustStore.layer([])),
         Layer.provide(Delivery.layerQueue(inbox)),
@@ -96,7 +103,7 @@ describe("server options: one source", () => {
       const running = yield* Effect.provide(Server.BtpsServer, server)
       expect(running.address.port).toBeGreaterThan(0)
       expect(running.options.handshakeTimeoutMs).toBe(1234)
-      expect(running.options.maxJsonDepth).toBe(defaults.maxJsonDepth)
+      expect(running.options.maxConnections).toBe(defaults.maxConnections)
     }))
 })
 

@@ -15,6 +15,8 @@ import * as Fixture from "./support/serverFixture.js"
 import { unreachable } from "./support/sqlTrustStoreSuite.js"
 import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
+import * as Pipeline from "../src/Pipeline.js"
+import * as Middleware from "../src/Middleware.js"
 
 const signer = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
 
@@ -93,6 +95,8 @@ const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E
         yield* Effect.addFinalizer(() => Effect.orDie(sql`DROP TABLE IF EXISTS ${sql(table)}`))
         const ctx = yield* Layer.build(
           Server.layer(Fixture.options()).pipe(
+            Layer.provide(Pipeline.layer()),
+            Layer.provide(Middleware.none),
             Layer.provideMerge(SqlInbox.layer({ table })),
             Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
             Layer.provide(MemoryTrustStore.layer(Fixture.trustRecords)),

@@ -15,6 +15,8 @@ import { TrustStore } from "../src/TrustStore.js"
 import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
+import * as Pipeline from "../src/Pipeline.js"
+import * as Middleware from "../src/Middleware.js"
 
 const accepted = (senderId: string, receiverId: string) => ({
   ...Fixture.trustRecords[0]!,
@@ -38,6 +40,8 @@ const setup = Effect.gen(function*() {
     { name: "other", receives: ["billing$other.test"], trustStore: JsonTrustStore.layer({ connection: file, entityName: "other" }) }
   ])
   const layer = Server.layer(Fixture.options()).pipe(
+    Layer.provide(Pipeline.layer()),
+    Layer.provide(Middleware.none),
     Layer.provideMerge(tenants),
     Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
     Layer.provide(Delivery.layerDiscard)

@@ -14,7 +14,9 @@ import * as Delivery from "../Delivery.js"
 import * as FileInbox from "../FileInbox.js"
 import * as Logging from "../Logging.js"
 import * as MetricsHttp from "../MetricsHttp.js"
+import * as Middleware from "../Middleware.js"
 import * as MiddlewareModule from "../MiddlewareModule.js"
+import * as Pipeline from "../Pipeline.js"
 import * as Server from "../Server.js"
 import { dnsServers, keyResolverLayer, store, trustStoreLayer, withEnv } from "./options.js"
 import { CliError, diagnosticsLogger } from "./output.js"
@@ -147,16 +149,20 @@ const serve = (opts: Opts) =>
     const serverOptions = yield* ServerFlags.serverOptions(opts.server)
     // with --workers N, this process only supervises the N that serve (src/cli/workers.ts)
     if (Workers.isPrimary(opts.workers)) {
-      return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: Schema.decodeSync(Server.ServerOptions)(serverOptions).shutdownGraceMs })
+      return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: Schema.decodeSync(Server.ServerOptions)(serverOptions.server).shutdownGraceMs })
     }
 
     const trust = trustStoreLayer(opts.store)
-    const middleware = Option.match(opts.middleware, {
+    const middleware = Middleware.layer(Option.match(opts.middleware, {
       onNone: () => MiddlewareModule.layerDefault,
       onSome: (path) => MiddlewareModule.layer(path)
-    }).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
+    })).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
     const services = Layer.mergeAll(keyResolverLayer(opts.dnsServers), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
-    const server = Server.layer(serverOptions).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })), Layer.provide(services))
+    const server = Server.layer(serverOptions.server).pipe(
+      Layer.mapError((e) => new CliError({ message: e.message, cause: e })),
+      Layer.provide(Pipeline.layer(serverOptions.pipeline)),
+      Layer.provide(services)
+    )
 
     yield* Effect.scoped(
       Effect.gen(function*() {

@@ -1,7 +1,8 @@
 /**
- * The `btps serve` flags for every {@link Server.ServerOptions} field, generated from the schema, and
- * the server options they select: flags over environment variables over the schema's defaults, read
- * through `Server.optionsConfig` so a flag and its variable are the same setting.
+ * The `btps serve` flags for every {@link Server.ServerOptions} and {@link Pipeline.PipelineOptions} field,
+ * generated from the schemas, and the options they select: flags over environment variables over the
+ * schemas' defaults, read through `Server.optionsConfig` and `Pipeline.optionsConfig` so a flag and its
+ * variable are the same setting.
  *
  * Each field `fooBarMs` is `--foo-bar-ms` and `BTPS_FOO_BAR_MS`; nested `tls.minVersion` is
  * `--tls-min-version` and `BTPS_TLS_MIN_VERSION`. PEM fields take a file: `--cert FILE`, `--key FILE`,
@@ -12,6 +13,7 @@
 import { Options } from "@effect/cli"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
+import * as Pipeline from "../Pipeline.js"
 import type { Field } from "../internal/schemaConfig.js"
 import * as Server from "../Server.js"
 import { readText } from "./options.js"
@@ -38,7 +40,7 @@ export interface ServerFlag {
  *
  * @since 0.1.0
  */
-export const serverFlags: ReadonlyArray<ServerFlag> = Server.optionsFields.map((field) => {
+export const serverFlags: ReadonlyArray<ServerFlag> = [...Server.optionsFields, ...Pipeline.optionsFields].map((field) => {
   const pem = pemFlags[field.path.join(".")]
   return { field, flag: pem?.flag ?? field.flag, pem: pem?.what }
 })
@@ -80,14 +82,15 @@ const namer = (given: ReadonlySet<string>) => (path: ReadonlyArray<string>): str
 }
 
 /**
- * The server options selected by the flags `values` (as parsed by {@link options}), the environment
- * and the schema's defaults, in that order. Every invalid value is one line naming its flag or variable.
+ * The server and pipeline options selected by the flags `values` (as parsed by {@link options}), the
+ * environment and the schemas' defaults, in that order. Every invalid value is one line naming its flag
+ * or variable.
  *
  * @since 0.1.0
  */
 export const serverOptions = (
   values: ReadonlyArray<Option.Option<string>>
-): Effect.Effect<Server.ServerOptionsInput, CliError, FileSystem.FileSystem> =>
+): Effect.Effect<{ readonly server: Server.ServerOptionsInput; readonly pipeline: Pipeline.PipelineOptionsInput }, CliError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const base = yield* Effect.configProviderWith(Effect.succeed)
     const given = new Map<string, string>()
@@ -103,7 +106,7 @@ export const serverOptions = (
       }
     }
     const provider = ConfigProvider.fromMap(given, { pathDelim: "_" }).pipe(ConfigProvider.orElse(() => base))
-    return yield* Effect.withConfigProvider(Server.optionsConfig, provider).pipe(
+    return yield* Effect.withConfigProvider(Config.all({ server: Server.optionsConfig, pipeline: Pipeline.optionsConfig }), provider).pipe(
       Effect.mapError((error) => new CliError({ message: configProblems(error, namer(new Set(given.keys()))), cause: error }))
     )
   })

@@ -5,7 +5,7 @@
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import type * as tls from "node:tls"
-import { Deferred, Effect, Exit, Fiber, FiberSet, Queue, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, FiberSet, Queue, Runtime, Stream } from "effect"
 import * as Artifact from "../Artifact.js"
 import * as BtpsError from "../BtpsError.js"
 import type * as Pipeline from "../Pipeline.js"
@@ -23,17 +23,6 @@ export interface ConnectionOptions {
 /** An entry of a connection's response queue: a pending answer, or the end of input. */
 type Slot = { readonly _tag: "Answer"; readonly outcome: Deferred.Deferred<Pipeline.Outcome> } | { readonly _tag: "End" }
 const End: Slot = { _tag: "End" }
-
-/** The answer to a line whose processing took longer than artifactTimeoutMs. */
-const timedOut = (line: string): Pipeline.Outcome => {
-  let reqId: string | undefined
-  try {
-    reqId = Artifact.idOf(JSON.parse(line))
-  } catch {
-    reqId = undefined
-  }
-  return { response: BtpsError.toResponse(new BtpsError.Timeout({ detail: "artifact processing timed out" }), { reqId }), close: false }
-}
 
 const lineOf = (response: Artifact.Response): string => `${Artifact.encodeResponse(response)}\n`
 
@@ -63,6 +52,10 @@ export const serveConnection = (
     let inFlight = 0
     const framer = new LineFramer(options.maxLineBytes)
     let lineNumber = 0
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    /** Connection-level failures are answered by the pipeline too (onError middleware, metrics). */
+    const refuse = (error: BtpsError.BtpsError, close: boolean, line?: string) =>
+      pipeline.refuse(error, { remoteAddress, lineNumber, close, ...(line === undefined ? {} : { line }) })
 
     // Idle: no bytes either way for connectionTimeoutMs, and nothing being processed.
     const idle = yield* Deferred.make<void>()
@@ -102,8 +95,13 @@ export const serveConnection = (
           )
           if (line === undefined) return
           const timer = setTimeout(() => {
-            Deferred.unsafeDone(deferred, Exit.succeed(timedOut(line)))
-            fiber.unsafeInterruptAsFork(fiber.id())
+            // answer first (the interrupted work would complete the slot with its interruption)
+            runFork(
+              refuse(new BtpsError.Timeout({ detail: "artifact processing timed out" }), false, line).pipe(
+                Effect.flatMap((outcome) => Deferred.succeed(deferred, outcome)),
+                Effect.zipRight(Fiber.interruptFork(fiber))
+              )
+            )
           }, options.artifactTimeoutMs)
           fiber.addObserver(() => clearTimeout(timer))
         })
@@ -112,7 +110,7 @@ export const serveConnection = (
     const onFrame = (frame: Frame): Effect.Effect<void, "stop"> => {
       if (frame._tag === "TooLong") {
         const error = new BtpsError.LineTooLong({ limit: options.maxLineBytes })
-        return answer(Effect.succeed({ response: BtpsError.toResponse(error), close: true })).pipe(Effect.zipRight(Effect.fail("stop" as const)))
+        return answer(refuse(error, true)).pipe(Effect.zipRight(Effect.fail("stop" as const)))
       }
       if (frame.line.trim().length === 0) return Effect.void
       lineNumber++
@@ -128,7 +126,7 @@ export const serveConnection = (
       Effect.raceFirst(Deferred.await(draining)),
       Effect.raceFirst(
         Deferred.await(idle).pipe(
-          Effect.zipRight(answer(Effect.succeed({ response: BtpsError.toResponse(new BtpsError.SocketTimeout()), close: true })))
+          Effect.zipRight(answer(refuse(new BtpsError.SocketTimeout(), true)))
         )
       ),
       // end of input, after every answer queued so far. Interruptible: when the reader is interrupted

@@ -5,6 +5,8 @@
 import { Layer, type Queue, Schema } from "effect"
 import * as Delivery from "../../src/Delivery.js"
 import * as KeyResolver from "../../src/KeyResolver.js"
+import * as Middleware from "../../src/Middleware.js"
+import * as Pipeline from "../../src/Pipeline.js"
 import * as Server from "../../src/Server.js"
 import * as Trust from "../../src/Trust.js"
 import * as MemoryTrustStore from "../../src/TrustStore/Memory.js"
@@ -23,6 +25,8 @@ export const zone = setup.dnsZone
 /** The setup's server delivering transporter artifacts into `inbox`. */
 export const layer = (inbox: Queue.Enqueue<Delivery.IncomingArtifact>, overrides: Partial<Server.ServerOptionsInput> = {}) =>
   Server.layer(options(overrides)).pipe(
+    Layer.provide(Pipeline.layer()),
+    Layer.provide(Middleware.none),
     Layer.provide(KeyResolver.layerStatic(zone)),
     Layer.provide(MemoryTrustStore.layer(senderRecords)),
     Layer.provide(Delivery.layerQueue(inbox))

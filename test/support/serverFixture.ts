@@ -7,6 +7,8 @@ import { Effect, Either, Layer, Queue, Schema } from "effect"
 import * as Crypto from "../../src/Crypto.js"
 import * as Delivery from "../../src/Delivery.js"
 import * as KeyResolver from "../../src/KeyResolver.js"
+import * as Middleware from "../../src/Middleware.js"
+import * as Pipeline from "../../src/Pipeline.js"
 import * as Server from "../../src/Server.js"
 import * as TestCertificates from "../../src/TestCertificates.js"
 import * as Trust from "../../src/Trust.js"
@@ -29,23 +31,24 @@ export const options = (overrides: Partial<Server.ServerOptionsInput> = {}): Ser
   ...overrides
 })
 
+/** A server with its pipeline: needs the pipeline's services (key resolver, trust store, delivery, middleware). */
+export const serverLayer = (overrides: Partial<Server.ServerOptionsInput> = {}, pipeline: Pipeline.PipelineOptionsInput = {}) =>
+  Server.layer(options(overrides)).pipe(Layer.provide(Pipeline.layer(pipeline)))
+
 /** The vectors' server, delivering into `inbox`. */
 export const layer = (
   inbox: Queue.Enqueue<Delivery.IncomingArtifact>,
   overrides: Partial<Server.ServerOptionsInput> = {}
-) =>
-  Server.layer(options(overrides)).pipe(
-    Layer.provide(KeyResolver.layerStatic(zone())),
-    Layer.provide(MemoryTrustStore.layer(trustRecords)),
-    Layer.provide(Delivery.layerQueue(inbox))
-  )
+) => layerWith(Delivery.layerQueue(inbox), overrides)
 
-/** The vectors' server with any delivery and extra layers (middleware, identity store...). */
-export const layerWith = <E, R>(
+/** The vectors' server with any delivery (and a middleware chain, none by default). */
+export const layerWith = <E, R, E2 = never, R2 = never>(
   delivery: Layer.Layer<Delivery.Delivery, E, R>,
-  overrides: Partial<Server.ServerOptionsInput> = {}
+  overrides: Partial<Server.ServerOptionsInput> = {},
+  middleware: Layer.Layer<Middleware.Middlewares, E2, R2> = Middleware.none as Layer.Layer<Middleware.Middlewares, E2, R2>
 ) =>
-  Server.layer(options(overrides)).pipe(
+  serverLayer(overrides).pipe(
+    Layer.provide(middleware),
     Layer.provide(KeyResolver.layerStatic(zone())),
     Layer.provide(MemoryTrustStore.layer(trustRecords)),
     Layer.provide(delivery)
