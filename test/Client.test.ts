@@ -1,6 +1,5 @@
-import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Chunk, Context, Effect, Either, Exit, Fiber, Layer, Queue, Ref, Schedule, Schema, Scope } from "effect"
+import { Arbitrary, Chunk, Context, Deferred, Effect, Either, Exit, Fiber, Layer, Queue, Ref, Schedule, Schema, Scope } from "effect"
 import * as Artifact from "../src/Artifact.js"
 import * as BtpsError from "../src/BtpsError.js"
 import * as Client from "../src/Client.js"
@@ -10,6 +9,7 @@ import * as KeyResolver from "../src/KeyResolver.js"
 import * as Server from "../src/Server.js"
 import * as Trust from "../src/Trust.js"
 import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
+import { eventually, eventuallySync } from "./support/eventually.js"
 import * as Scripted from "./support/scriptedServer.js"
 import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
@@ -63,21 +63,11 @@ const invoiceTo = (id: string): Client.SendRequest => ({ type: "BTPS_DOC", to: R
 const idsOf = (inbox: Queue.Queue<Delivery.IncomingArtifact>) =>
   Effect.map(Queue.takeAll(inbox), (items) => Chunk.toReadonlyArray(items).map((i) => i.artifact.id))
 
-const until = (check: Effect.Effect<boolean>, ms = 5000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (!(yield* check) && Date.now() < deadline) yield* Effect.sleep("20 millis")
-    return yield* check
-  })
-
-const freePort = Effect.async<number>((resume) => {
-  const probe = net.createServer()
-  probe.listen(0, "127.0.0.1", () => {
-    const address = probe.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    probe.close(() => resume(Effect.succeed(port)))
-  })
-})
+/**
+ * A port where nothing listens on 127.0.0.1, so connecting is refused: below the ephemeral range, so no
+ * `listen(0)` of any test can be handed it (a released ephemeral port could be, by another test file).
+ */
+const REFUSING_PORT = 1
 
 describe("every artifact kind, from our client to our server", () => {
   it.scopedLive("a trust request from a sender without trust is delivered", () =>
@@ -341,7 +331,7 @@ describe("pooling and pipelining", () => {
       expect((yield* client.send(invoiceTo("next"))).reqId).toBe("next")
       expect(server.accepted()).toBe(2)
       // the retired connection is ended by the client once nobody waits on it
-      expect(yield* until(Effect.sync(() => server.open() === 1), 3000)).toBe(true)
+      yield* eventuallySync("the retired connection is closed", () => server.open() === 1)
       expect(yield* client.connections).toBe(1)
       expect(server.lines.map(Scripted.idOf)).toEqual(["stalled", "next"])
     }))
@@ -353,7 +343,7 @@ describe("pooling and pipelining", () => {
       const client = yield* makeClient(server.address.port, { idleTimeoutMs: 200 })
       yield* client.send(invoiceTo("before-idle"))
       expect(yield* server.connections).toBe(1)
-      expect(yield* until(Effect.map(server.connections, (n) => n === 0))).toBe(true)
+      yield* eventually("the idle connection is closed", Effect.map(server.connections, (n) => n === 0))
       expect(yield* client.connections).toBe(0)
       expect((yield* client.send(invoiceTo("after-idle"))).reqId).toBe("after-idle")
       expect(yield* idsOf(inbox)).toEqual(["before-idle", "after-idle"])
@@ -364,7 +354,7 @@ describe("pooling and pipelining", () => {
       const server = yield* Scripted.make(Scripted.answerSuccess)
       const client = yield* makeClient(server.port, { idleTimeoutMs: 100, quitOnClose: true })
       yield* client.send(invoiceTo("then-quit"))
-      expect(yield* until(Effect.sync(() => server.open() === 0))).toBe(true)
+      yield* eventuallySync("the connection is closed after QUIT", () => server.open() === 0)
       expect(server.lines).toHaveLength(2)
       expect(JSON.parse(server.lines[1]!)).toMatchObject({ version: "1.0.0", action: "QUIT" })
     }))
@@ -378,7 +368,7 @@ describe("pooling and pipelining", () => {
       yield* Effect.forEach(["s-0", "s-1", "s-2", "s-3"], (id) => client.send(invoiceTo(id)), { concurrency: "unbounded" })
       expect(yield* server.connections).toBeGreaterThan(0)
       yield* Scope.close(scope, Exit.void)
-      expect(yield* until(Effect.map(server.connections, (n) => n === 0), 3000)).toBe(true)
+      yield* eventually("the client's connections are closed", Effect.map(server.connections, (n) => n === 0))
       expect((yield* Effect.flip(client.send(invoiceTo("too-late"))))._tag).toBe("ClientClosed")
       expect(yield* idsOf(inbox)).toHaveLength(4)
     }).pipe(Effect.scoped))
@@ -389,7 +379,7 @@ describe("pooling and pipelining", () => {
       const client = yield* makeClient(server.port)
       yield* client.send(invoiceTo("before-close"))
       yield* client.close
-      expect(yield* until(Effect.sync(() => server.open() === 0))).toBe(true)
+      yield* eventuallySync("close() ended the connection", () => server.open() === 0)
       expect(yield* client.connections).toBe(0)
       expect((yield* Effect.flip(client.send(invoiceTo("after-close"))))._tag).toBe("ClientClosed")
       expect(server.lines).toHaveLength(1)
@@ -399,21 +389,42 @@ describe("pooling and pipelining", () => {
 describe("retries", () => {
   it.scopedLive("a server that is not listening yet: the send succeeds once it is", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      // DNS first names a port where nothing listens; after the first refused attempt the server starts
+      // (port 0) and DNS names it: the retries, not luck, get the artifact through
       const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
-      const client = yield* makeClient(port, { retry: Schedule.spaced("100 millis").pipe(Schedule.intersect(Schedule.recurs(50))) })
-      const starting = yield* Effect.fork(Effect.zipRight(Effect.sleep("500 millis"), startServer(Delivery.layerQueue(inbox), { port })))
-      const started = Date.now()
+      const refusing = yield* Layer.build(KeyResolver.layerStatic(Fixture.zone(`127.0.0.1:${REFUSING_PORT}`)))
+      const current = yield* Ref.make(Context.get(refusing, KeyResolver.KeyResolver))
+      const switching: KeyResolver.KeyResolverShape = {
+        resolvePublicKey: (identity, selector) => Effect.flatMap(Ref.get(current), (r) => r.resolvePublicKey(identity, selector)),
+        resolveHost: (identity) => Effect.flatMap(Ref.get(current), (r) => r.resolveHost(identity))
+      }
+      const failures = yield* Ref.make<ReadonlyArray<unknown>>([])
+      const firstFailure = yield* Deferred.make<void>()
+      const retry: Client.RetryPolicy = Schedule.spaced("20 millis").pipe(
+        Schedule.intersect(Schedule.recurs(500)),
+        Schedule.tapInput((error) => Effect.zipRight(Ref.update(failures, (all) => [...all, error]), Deferred.succeed(firstFailure, undefined)))
+      )
+      const client = yield* Client.make({ identity: trusted.identity, publicKeyPem: trusted.publicKeyPem, privateKeyPem: trusted.privateKeyPem, ca, retry }).pipe(
+        Effect.provideService(KeyResolver.KeyResolver, switching)
+      )
+      const starting = yield* Effect.fork(Effect.gen(function*() {
+        yield* Deferred.await(firstFailure)
+        const server = yield* startServer(Delivery.layerQueue(inbox))
+        const resolver = yield* Layer.build(KeyResolver.layerStatic(Fixture.zone(`127.0.0.1:${server.address.port}`)))
+        yield* Ref.set(current, Context.get(resolver, KeyResolver.KeyResolver))
+      }))
       const response = yield* client.send(invoiceTo("late-server"))
       expect(response.reqId).toBe("late-server")
-      expect(Date.now() - started).toBeGreaterThanOrEqual(400)
       yield* Fiber.join(starting)
+      const seen = yield* Ref.get(failures)
+      expect(seen.length).toBeGreaterThanOrEqual(1)
+      for (const error of seen) expect(error).toMatchObject({ _tag: "ConnectionFailed", reason: "refused", port: REFUSING_PORT })
       expect(yield* idsOf(inbox)).toEqual(["late-server"])
     }))
 
   it.scopedLive("without retries, a refused connection fails with ConnectionFailed", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      const port = REFUSING_PORT
       const client = yield* makeClient(port, { retry: Schedule.stop })
       const error = yield* Effect.flip(client.send(invoiceTo("nobody")))
       expect(error).toBeInstanceOf(Client.ConnectionFailed)

@@ -20,6 +20,7 @@ import * as Identity from "../src/Identity.js"
 import * as KeyResolver from "../src/KeyResolver.js"
 import * as Metrics from "../src/Metrics.js"
 import * as DnsServer from "./support/dnsServer.js"
+import { eventually, eventuallySync } from "./support/eventually.js"
 import * as V from "./support/vectors.js"
 
 // --- fixtures -----------------------------------------------------------------------------------
@@ -441,17 +442,20 @@ describe("KeyResolver.layer against a local DNS server", () => {
 
   it.scopedLive("an interrupted caller returns at once and does not cancel the lookup others wait for", () =>
     Effect.gen(function*() {
-      const server = yield* DnsServer.make(testZone, { delayMs: 300 })
-      const resolver = yield* resolverFor(server, { timeout: "2 seconds" }) // no c-ares retry while waiting
+      const name = keyName(trusted.identity, "btps1")
+      const server = yield* DnsServer.make(testZone)
+      server.hold(true) // the answer waits until the test releases it
+      const resolver = yield* resolverFor(server, { timeout: "30 seconds" }) // no c-ares retry while held
       const first = yield* Effect.fork(resolver.resolvePublicKey(trusted.identity, "btps1"))
-      yield* Effect.sleep("50 millis")
+      yield* eventuallySync("the first caller's query reaches the server", () => server.queriesFor(name) === 1)
       const second = yield* Effect.fork(resolver.resolvePublicKey(trusted.identity, "btps1"))
-      yield* Effect.sleep("50 millis")
-      const start = Date.now()
+      yield* eventually("the second caller waits", Effect.map(second.status, (s) => s._tag === "Suspended"))
       yield* Fiber.interrupt(first)
-      expect(Date.now() - start).toBeLessThan(150) // well before the server answers
+      // the interruption returned while the answer was still held: it did not wait for the lookup
+      expect(server.heldAnswers).toBe(1)
+      server.hold(false)
       expect((yield* Fiber.join(second)).fingerprint).toBe(trusted.fingerprint)
-      expect(server.queriesFor(keyName(trusted.identity, "btps1"))).toBe(1)
+      expect(server.queriesFor(name)).toBe(1)
     }))
 
   it.scopedLive("answers too large for UDP are fetched over TCP", () =>
@@ -467,13 +471,11 @@ describe("KeyResolver.layer against a local DNS server", () => {
     Effect.gen(function*() {
       const port = yield* Effect.promise(() => DnsServer.closedPort())
       const resolver = yield* resolverFor({ address: `127.0.0.1:${port}` }, { timeout: "200 millis", tries: 2 })
-      const start = Date.now()
       const error = yield* Effect.flip(resolver.resolvePublicKey(trusted.identity, "btps1"))
       expect(error._tag).toBe("PublicKeyNotFound")
       expect(error.detail).toMatch(/ECONNREFUSED|ETIMEOUT/)
       const hostError = yield* Effect.flip(resolver.resolveHost(trusted.identity))
       expect(hostError._tag).toBe("DnsRecordNotFound")
-      expect(Date.now() - start).toBeLessThan(2000)
     }))
 
   it.scopedLive("unresponsive DNS server: ETIMEOUT after the configured timeout and tries", () =>
@@ -485,8 +487,7 @@ describe("KeyResolver.layer against a local DNS server", () => {
       const error = yield* Effect.flip(resolver.resolvePublicKey(trusted.identity, "btps1"))
       const elapsed = Date.now() - start
       expect(error.detail).toContain("ETIMEOUT")
-      expect(elapsed).toBeGreaterThanOrEqual(140) // it did wait for an answer
-      expect(elapsed).toBeLessThan(1500) // 150 ms + 300 ms of c-ares backoff, plus slack
+      expect(elapsed).toBeGreaterThanOrEqual(140) // it did wait for an answer (a lower bound only: load only adds time)
       expect(server.queriesFor(keyName(trusted.identity, "btps1"))).toBe(2)
     }))
 

@@ -22,7 +22,8 @@ import * as Registry from "../src/Registry.js"
 import { ServerStartError } from "../src/Server.js"
 import { TrustStore } from "../src/TrustStore.js"
 import * as Fixture from "./support/serverFixture.js"
-import { bad, good, hanging, refused, send, until } from "./support/registryFixture.js"
+import { eventually, eventuallySync } from "./support/eventually.js"
+import { bad, good, hanging, refused, send } from "./support/registryFixture.js"
 import { connect } from "./support/wireClient.js"
 
 /** A registry in the test's scope, under its own metrics tag. */
@@ -68,9 +69,9 @@ describe("registry basics", () => {
       yield* registry.register("a", good())
       const { address } = yield* registry.start("a")
       const socket = yield* Effect.promise(() => connect(address!.port, Fixture.certificate.cert))
-      expect(yield* until(Effect.map(registry.get("a"), (s) => s.connections === 1))).toBe(true)
+      yield* eventually("the connection is counted", Effect.map(registry.get("a"), (s) => s.connections === 1))
       socket.destroy()
-      expect(yield* until(Effect.map(registry.get("a"), (s) => s.connections === 0))).toBe(true)
+      yield* eventually("the connection is gone", Effect.map(registry.get("a"), (s) => s.connections === 0))
     }))
 
   it.scopedLive("typed errors: duplicate id, unknown id", () =>
@@ -223,7 +224,7 @@ describe("failures", () => {
       // an open connection: its fiber runs under the supervisor until stopAll closes it
       const socket = yield* Effect.promise(() => connect(ports[0]!, Fixture.certificate.cert))
       socket.on("error", () => {})
-      expect(yield* until(Effect.map(registry.get("a"), (s) => s.connections === 1))).toBe(true)
+      yield* eventually("the connection is counted", Effect.map(registry.get("a"), (s) => s.connections === 1))
       const running = yield* Effect.filter(yield* supervisor.value, (f) => Effect.map(f.poll, Option.isNone))
       expect(running.length).toBeGreaterThan(0)
 
@@ -284,7 +285,7 @@ describe("concurrency", () => {
         // the later of the two operations decides the final state
         expect(final.status).toBe(last === "start" ? "running" : "stopped")
         // no listener besides the one the registry reports (node drops closed handles a tick later)
-        expect(yield* until(Effect.sync(() => listeners() === (final.status === "running" ? 1 : 0)), 2000)).toBe(true)
+        yield* eventuallySync("only the registry's listener is left", () => listeners() === (final.status === "running" ? 1 : 0))
         if (final.status === "running") {
           expect(final.address).toEqual(started.address)
           expect(yield* refused(final.address!.port)).toBe(false)
@@ -302,10 +303,10 @@ describe("concurrency", () => {
       const hangs: Factory.BtpsServerConfig = { ...good(), layer: Layer.provideMerge(hanging(TrustStore), good().layer) }
       yield* registry.register("slow", hangs)
       const starting = yield* Effect.fork(registry.start("slow"))
-      expect(yield* until(Effect.map(registry.get("slow"), (s) => s.status === "starting"))).toBe(true)
+      yield* eventually("the start is in progress", Effect.map(registry.get("slow"), (s) => s.status === "starting"))
       const stopping = yield* Effect.fork(registry.stop("slow"))
-      yield* Effect.sleep("50 millis")
-      // the stop is queued behind the start
+      // the stop is queued behind the start: it blocks, and stays blocked while the start hangs
+      yield* eventually("the stop blocks", Effect.map(stopping.status, (s) => s._tag === "Suspended"))
       expect(Option.isNone(yield* stopping.poll)).toBe(true)
       yield* Fiber.interrupt(starting)
       const stopped = yield* Fiber.join(stopping)
@@ -320,7 +321,7 @@ describe("concurrency", () => {
       yield* registry.register("slow", hangs)
       yield* registry.register("fast", good())
       const starting = yield* Effect.fork(registry.start("slow"))
-      expect(yield* until(Effect.map(registry.get("slow"), (s) => s.status === "starting"))).toBe(true)
+      yield* eventually("the start is in progress", Effect.map(registry.get("slow"), (s) => s.status === "starting"))
       expect((yield* registry.start("fast").pipe(Effect.timeout("2 seconds"))).status).toBe("running")
       yield* Fiber.interrupt(starting)
     }))
@@ -410,7 +411,7 @@ describe("metrics", () => {
       const { address } = yield* registry.get("a")
       const socket = yield* Effect.promise(() => connect(address!.port, Fixture.certificate.cert))
       const connections = gauge(Registry.serverConnectionsGauge, { registry: "metrics", server_id: "a" })
-      expect(yield* until(Effect.map(connections, (n) => n === 1))).toBe(true)
+      yield* eventually("the connection is counted", Effect.map(connections, (n) => n === 1))
       socket.destroy()
 
       yield* registry.stopAll
@@ -565,7 +566,7 @@ describe("model", () => {
           const running = new Map(list.flatMap((s) => (s.status === "running" ? [[s.id, s.address!.port] as const] : [])))
           for (const port of running.values()) expect(yield* refused(port)).toBe(false)
           // and no listener the registry does not know about
-          expect(yield* until(Effect.sync(() => listeners() === running.size), 2000), trace.join("\n")).toBe(true)
+          yield* eventuallySync(`one listener per running server; trace:\n${trace.join("\n")}`, () => listeners() === running.size)
           const live = new Set(running.values())
           for (const [id, port] of ports) {
             if (running.get(id) !== port && !live.has(port)) expect(yield* refused(port), `${id} still listening`).toBe(true)

@@ -18,7 +18,7 @@ describe("replaying server-cases.json over TLS", () => {
         const server = Context.get(yield* Layer.build(Fixture.layer(inbox)), BtpsServer)
         const text = typeof c.wire === "string" ? c.wire.endsWith("\n") ? c.wire : `${c.wire}\n` : c.wire.map((l) => `${l}\n`).join("")
         const got = yield* Effect.promise(() =>
-          exchange(server.address.port, Fixture.certificate.cert, text, { expect: want.responses.length })
+          exchange(server.address.port, Fixture.certificate.cert, text, { expect: want.responses.length, then: want.closed ? "close" : "open" })
         )
         const responses = got.lines.map((l) => JSON.parse(l) as Artifact.Response)
         expect(

@@ -25,7 +25,7 @@ interface Answer {
 }
 
 const send = async (port: number, line: string): Promise<Answer> => {
-  const result = await exchange(port, Fixture.certificate.cert, `${line}\n`, { expect: 1, settleMs: 0, timeoutMs: 20_000 })
+  const result = await exchange(port, Fixture.certificate.cert, `${line}\n`, { expect: 1, timeoutMs: 20_000 })
   return JSON.parse(result.lines[0]!) as Answer
 }
 

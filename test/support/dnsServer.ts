@@ -413,6 +413,10 @@ export interface DnsServer {
   readonly setDelay: (ms: number) => void
   /** When silent, queries are counted but never answered (an unresponsive server). */
   readonly setSilent: (silent: boolean) => void
+  /** While held, answers wait (ordering tests: "the lookup is still pending"); releasing sends them, in order. */
+  readonly hold: (held: boolean) => void
+  /** Answers waiting for `hold(false)`. */
+  readonly heldAnswers: number
   /** Queries received (UDP and TCP). */
   readonly queries: number
   /** Queries received over UDP (one per lookup: node:dns sends no EDNS, so >512-byte answers also cost a TCP query). */
@@ -480,6 +484,7 @@ export const start = async (zone: Zone = {}, options: Options = {}): Promise<Dns
   for (const [name, input] of Object.entries(zone)) records.set(canonicalName(name), normalizeRecords(input))
   let delayMs = options.delayMs ?? 0
   let silent = false
+  let held: Array<() => void> | undefined
   let closed = false
   let queries = 0
   let tcpQueries = 0
@@ -504,6 +509,7 @@ export const start = async (zone: Zone = {}, options: Options = {}): Promise<Dns
       perName.set(name, (perName.get(name) ?? 0) + 1)
     }
     if (silent) return
+    if (held !== undefined) return void held.push(() => send(result.response))
     if (delayMs <= 0) return send(result.response)
     const timer = setTimeout(() => {
       timers.delete(timer)
@@ -554,6 +560,17 @@ export const start = async (zone: Zone = {}, options: Options = {}): Promise<Dns
     fail: (name, rcode) => void (rcode === undefined ? failures.delete(canonicalName(name)) : failures.set(canonicalName(name), rcode)),
     setDelay: (ms) => void (delayMs = ms),
     setSilent: (value) => void (silent = value),
+    hold: (value) => {
+      if (value) held ??= []
+      else if (held !== undefined) {
+        const waiting = held
+        held = undefined
+        if (!closed) for (const answer of waiting) answer()
+      }
+    },
+    get heldAnswers() {
+      return held?.length ?? 0
+    },
     get queries() {
       return queries
     },

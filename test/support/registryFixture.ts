@@ -58,20 +58,9 @@ export const refused = (port: number): Effect.Effect<boolean> =>
 /** Send one line and return the parsed answer. */
 export const send = (port: number, line: string): Effect.Effect<Artifact.Response> =>
   Effect.map(
-    Effect.promise(() => exchange(port, ca, line + "\n", { expect: 1, settleMs: 10 })),
+    Effect.promise(() => exchange(port, ca, line + "\n", { expect: 1 })),
     (got) => JSON.parse(got.lines[0] ?? "null") as Artifact.Response
   )
-
-/** Poll `check` every 20 ms until it holds or `ms` passed; returns its last value. */
-export const until = <E>(check: Effect.Effect<boolean, E>, ms = 5000): Effect.Effect<boolean, E> =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (Date.now() < deadline) {
-      if (yield* check) return true
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* check
-  })
 
 /** A layer that never finishes building (a start that hangs until interrupted). */
 export const hanging = <I, S>(tag: Context.Tag<I, S>): Layer.Layer<I> => Layer.effect(tag, Effect.never)
