@@ -6,6 +6,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    sequence: { concurrent: false }
+    sequence: { concurrent: false },
+    // A green run prints only vitest's summary: console output (Effect's logger included) is kept per test
+    // and printed for failing tests only. Child processes' output: see test/support/childOutput.ts.
+    silent: "passed-only"
   }
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, Exit, Layer, Logger, Schema, Scope } from "effect"
+import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Logger, Option, Schema, Scope, TestClock } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -10,6 +10,7 @@ import * as Middleware from "../src/Middleware.js"
 import * as MiddlewareModule from "../src/MiddlewareModule.js"
 import * as Trust from "../src/Trust.js"
 import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
+import { eventually } from "./support/eventually.js"
 import { tempDir } from "./support/tempDir.js"
 import * as V from "./support/vectors.js"
 
@@ -166,16 +167,18 @@ describe("MiddlewareModule (existing .mjs format)", () => {
       expect(logs.some((l) => l.level === "WARN" && l.message.includes("throws") && l.message.includes("boom"))).toBe(true)
     }))
 
-  it.scopedLive("a handler that never decides times out with an error response", () =>
+  it.scoped("a handler that never decides times out with an error response, exactly at handlerTimeout (TestClock)", () =>
     Effect.gen(function*() {
       globalThis.__btpsMiddlewareEvents = []
       const { run } = yield* loadChain(fixture("full.mjs"), { handlerTimeout: "100 millis" })
-      const start = Date.now()
-      const decision = respondOf(yield* run("before", "onArtifact", contexts().verified))
-      const elapsed = Date.now() - start
+      const armed = Chunk.size(yield* TestClock.sleeps())
+      const running = yield* Effect.fork(run("before", "onArtifact", contexts().verified))
+      yield* eventually("the handler's timeout is armed", Effect.map(TestClock.sleeps(), (s) => Chunk.size(s) > armed))
+      yield* TestClock.adjust("99 millis")
+      expect(Option.isNone(yield* running.poll)).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const decision = respondOf(yield* Fiber.join(running))
       expect(decision.response.status).toEqual({ ok: false, code: 500, message: "Middleware timed out" })
-      expect(elapsed).toBeGreaterThanOrEqual(90)
-      expect(elapsed).toBeLessThan(2000)
     }))
 
   it.scopedLive("sendError with an existing error constant and 'destroy': its code, and close", () =>

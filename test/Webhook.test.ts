@@ -172,18 +172,14 @@ describe("Webhook.forwardToWebhook", () => {
       expect(error.detail).not.toContain("x".repeat(201))
     }))
 
-  it.scopedLive("a hanging server: each attempt times out, then failure within a bounded time", () =>
+  it.scopedLive("a hanging server: each attempt times out, then the delivery fails", () =>
     Effect.gen(function*() {
       const server = yield* startServer(() => "hang")
-      const start = Date.now()
       const error = yield* Effect.flip(deliver(`${server.url}/hook`, { ...fast, timeout: "150 millis", retries: 2 }))
-      const elapsed = Date.now() - start
 
       expect(error._tag).toBe("DeliveryFailed")
       expect(error.detail).toContain("after 3 attempts: timed out")
       expect(server.received).toHaveLength(3)
-      expect(elapsed).toBeGreaterThanOrEqual(3 * 150)
-      expect(elapsed).toBeLessThan(3000)
     }))
 
   it.scopedLive("connection refused: retried, then DeliveryFailed", () =>

@@ -11,6 +11,7 @@ import * as path from "node:path"
 import * as tls from "node:tls"
 import { pathToFileURL } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
+import { showOnFailure } from "./support/childOutput.js"
 import { repoRoot, runTsx } from "./support/childProcess.js"
 
 /** A child's whole run; generous because the children share the CPU (typically 15 to 35 s each here). */
@@ -182,6 +183,7 @@ describe.concurrent("examples", { timeout: TEST_TIMEOUT_MS }, () => {
       stdio: ["ignore", "pipe", "pipe"]
     })
     let output = ""
+    showOnFailure("examples/minimal-server.ts", () => output, () => "(merged into stdout)")
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on("close", (code, signal) => resolve({ code, signal }))
     )

@@ -7,6 +7,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { repoRoot } from "../support/childProcess.js"
+import { showOnFailure } from "../support/childOutput.js"
 
 const bin = path.join(repoRoot, "bin", "btps.mjs")
 
@@ -52,6 +53,7 @@ export const start = (args: ReadonlyArray<string>, options: { readonly env?: Nod
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
     err += chunk
   })
+  showOnFailure(`btps ${args.join(" ")}`, () => out, () => err)
   const exited = new Promise<Result>((resolve) => {
     child.on("close", (code, signal) => {
       done = { code, signal, stdout: out, stderr: err }

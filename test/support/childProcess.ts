@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { showOnFailure } from "./childOutput.js"
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 
@@ -55,6 +56,7 @@ export const runTsx = (script: string, args: ReadonlyArray<string> = [], env: No
       resolve({ code, signal })
     })
   })
+  showOnFailure(`${script} ${args.join(" ")}`, () => lines.join("\n") + (partial === "" ? "" : `\n${partial}`), () => errText)
   return {
     child,
     lines,
