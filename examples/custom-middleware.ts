@@ -5,7 +5,7 @@
  *   1. the server starts for two tenants, each with its own trust store:
  *        vendor  receives for billing$vendor.example  and trusts finance$acme.example
  *        client  receives for ap$client.example       and trusts ap$globex.example
- *      middleware: a request logger (after parsing) and rate limits (2 per second per sender identity)
+ *      middleware: a request logger (after parsing) and rate limits (a burst of 2, then 2 a minute, per sender identity)
  *   2. finance$acme.example sends 3 invoices at once: the 3rd is refused with 429
  *   3. ap$globex.example sends to both tenants: accepted by the one that trusts it, refused by the other
  *   4. everything shuts down
@@ -66,9 +66,10 @@ const requestLogger = Middleware.make({
 })
 
 // `RateLimit.middleware()` is an Effect that needs the `RateLimiter` service: `Middleware.layer` runs it
-// once, when the layer is built. Per address 50/s (the default), per sender identity 2/s with a burst of 2.
+// once, when the layer is built. Per address 50/s (the default), per sender identity a burst of 2, then
+// 2 a minute: slow enough that the 3rd invoice below is refused however slowly a busy machine runs it.
 const MiddlewareLive = Middleware.layer(Middleware.add(requestLogger, RateLimit.middleware())).pipe(
-  Layer.provide(RateLimit.layer({ identity: { perSecond: 2, burst: 2 } }))
+  Layer.provide(RateLimit.layer({ identity: { perSecond: 2 / 60, burst: 2 } }))
 )
 
 // --- the program -----------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ const program = Effect.gen(function*() {
       onFailure: (error) => `${id} -> ${to}: ${error._tag === "Rejected" ? `refused ${error.code} ${error.message}` : error._tag}`
     })
 
-  yield* step(2, `Rate limiting: ${acme} sends 3 invoices at once (limit 2 per second, burst 2)`)
+  yield* step(2, `Rate limiting: ${acme} sends 3 invoices at once (burst 2, then 2 a minute)`)
   // Signed first, then written back to back: the three reach the server together, whatever the load.
   const burst = yield* Effect.forEach([1, 2, 3], (n) =>
     acmeClient.build({ type: "BTPS_DOC", to: vendor, document: invoice(n), id: `acme-${n}` }))

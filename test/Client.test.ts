@@ -253,11 +253,16 @@ describe("pooling and pipelining", () => {
       const n = 20
       const active = yield* Ref.make(0)
       const peak = yield* Ref.make(0)
+      // no delivery proceeds before two run at once: one connection carries concurrent sends, or nothing is answered
+      const twoRunning = yield* Deferred.make<void>()
       const delivery = Delivery.onMessage((incoming) =>
         Effect.acquireUseRelease(
-          Ref.updateAndGet(active, (a) => a + 1).pipe(Effect.tap((a) => Ref.update(peak, (p) => Math.max(p, a)))),
-          // delivery of #i takes (n - i) * 10 ms: the server finishes them in reverse order
-          () => Effect.sleep(`${(n - Number(incoming.artifact.id.split("-").pop())) * 10} millis`),
+          Ref.updateAndGet(active, (a) => a + 1).pipe(
+            Effect.tap((a) => Ref.update(peak, (p) => Math.max(p, a))),
+            Effect.tap((a) => (a === 2 ? Deferred.succeed(twoRunning, undefined) : Effect.void))
+          ),
+          // then delivery of #i takes (n - i) * 10 ms: the server finishes them in reverse order
+          () => Effect.zipRight(Deferred.await(twoRunning), Effect.sleep(`${(n - Number(incoming.artifact.id.split("-").pop())) * 10} millis`)),
           () => Ref.update(active, (a) => a - 1)
         ))
       const server = yield* startServer(delivery)

@@ -57,12 +57,15 @@ describe("ReplayGuard", () => {
 
   it.scopedLive("a copy arriving while the first is being delivered is told to retry; then it gets its answer", () =>
     Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
       const delivered = yield* Ref.make(0)
-      const send = yield* serve(Delivery.onMessage(() => Effect.zipRight(Deferred.await(release), Ref.update(delivered, (n) => n + 1))))
+      const send = yield* serve(Delivery.onMessage(() =>
+        Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(release)), Effect.zipRight(Ref.update(delivered, (n) => n + 1)))
+      ))
       const line = invoice("busy-1")
       const first = yield* Effect.fork(send(line))
-      yield* Effect.sleep("200 millis")
+      yield* Deferred.await(entered) // the first copy is being delivered
       expect((yield* send(line))[0]).toMatchObject({ ok: false, code: 503 })
       yield* Deferred.succeed(release, undefined)
       expect((yield* first)[0]).toMatchObject({ ok: true })

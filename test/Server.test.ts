@@ -164,7 +164,7 @@ describe("bad input", () => {
       const got = yield* Effect.promise(() => exchange(port, ca, Fixture.invoiceLine("still-here") + "\n", { expect: 1 }))
       expect(parse(got.lines[0]!).reqId).toBe("still-here")
       yield* eventuallySync("every dropped connection is released", () => Effect.runSync(server.connections) === 0)
-    }).pipe(Effect.scoped), 60_000)
+    }).pipe(Effect.scoped))
 
   it.live("a client that never reads its answers is dropped after the idle timeout, leaving nothing behind", () =>
     Effect.gen(function*() {
@@ -184,7 +184,7 @@ describe("bad input", () => {
       yield* eventuallySync("the connection is accepted", () => Effect.runSync(server.connections) === 1)
       yield* eventuallySync("the stuck connection is dropped", () => Effect.runSync(server.connections) === 0, 45_000)
       socket.destroy()
-    }).pipe(Effect.scoped), 60_000)
+    }).pipe(Effect.scoped))
 
   it.scopedLive("refuses connections above maxConnections", () =>
     Effect.gen(function*() {

@@ -6,7 +6,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option } from "effect"
 import { computeTrustId, type TrustRecord } from "../src/Trust.js"
 import * as JsonTrustStore from "../src/TrustStore/Json.js"
-import { runTsx } from "./support/childProcess.js"
+import { CHILD_TEST_TIMEOUT_MS, runTsx } from "./support/childProcess.js"
 import { eventually } from "./support/eventually.js"
 import { tempDir } from "./support/tempDir.js"
 import { type Harness, identity, sample, trustStoreConformance } from "./support/trustStoreConformance.js"
@@ -259,7 +259,7 @@ describe("JsonTrustStore", () => {
         for (const id of reported) expect(stored.has(id)).toBe(true)
         expect(stored.size).toBeLessThanOrEqual(reported.length + 1)
         yield* store.create(sample(1))
-      }), 30_000)
+      }), CHILD_TEST_TIMEOUT_MS)
 
     it.scopedLive("two processes writing the same file concurrently lose nothing", () =>
       Effect.gen(function*() {
@@ -278,6 +278,6 @@ describe("JsonTrustStore", () => {
         expect(all.filter((r) => r.senderId.startsWith("left")).map((r) => r.senderId)).toEqual(
           Array.from({ length: count }, (_, n) => identity(`left${n}$acme.test`))
         )
-      }), 30_000)
+      }), CHILD_TEST_TIMEOUT_MS)
   })
 })

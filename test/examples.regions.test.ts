@@ -1,6 +1,6 @@
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { runTsx } from "./support/childProcess.js"
+import { CHILD_TEST_TIMEOUT_MS, runTsx } from "./support/childProcess.js"
 import { keys, vectorsDir } from "./support/vectors.js"
 
 const regions = ["us-east", "eu-west", "apac"]
@@ -42,7 +42,7 @@ describe("examples/regions.ts", () => {
     )
     // each region's middleware logged with its region tag
     for (const region of regions) expect(run.stderr()).toMatch(new RegExp(`message="artifact \\S+ received".*region=${region}`))
-  }, 60_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   it("signs with the vectors' keys when given --keys", async () => {
     const run = runTsx("examples/regions.ts", ["--keys", path.join(vectorsDir, "keys.json")])
@@ -53,5 +53,5 @@ describe("examples/regions.ts", () => {
       "regions: us-east, eu-west, apac (keys: from file)",
       [keys.trustedSender!.identity, keys.untrustedSender!.identity, keys.blockedSender!.identity]
     )
-  }, 60_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 })

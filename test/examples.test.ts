@@ -12,11 +12,11 @@ import * as tls from "node:tls"
 import { pathToFileURL } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { showOnFailure } from "./support/childOutput.js"
-import { repoRoot, runTsx } from "./support/childProcess.js"
+import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS, repoRoot, runTsx } from "./support/childProcess.js"
 
-/** A child's whole run; generous because the children share the CPU (typically 15 to 35 s each here). */
-const EXIT_TIMEOUT_MS = 80_000
-const TEST_TIMEOUT_MS = 90_000
+/** A child's whole run (typically 15 to 35 s each here, far more on a loaded machine). */
+const EXIT_TIMEOUT_MS = CHILD_DEADLINE_MS
+const TEST_TIMEOUT_MS = CHILD_TEST_TIMEOUT_MS
 
 /** Resolves with `promise`, or rejects after `ms`. */
 const within = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> =>
@@ -219,14 +219,14 @@ describe.concurrent("examples", { timeout: TEST_TIMEOUT_MS }, () => {
           })
           socket.once("error", reject)
         }),
-        10_000,
+        CHILD_DEADLINE_MS,
         "QUIT answer"
       )
       expect(JSON.parse(answer.line)).toMatchObject({ status: { ok: true, code: 200, message: "bye" }, reqId: "quit-1" })
-      await within(answer.closed, 10_000, "connection closed after QUIT")
+      await within(answer.closed, CHILD_DEADLINE_MS, "connection closed after QUIT")
 
       child.kill("SIGTERM")
-      expect(await within(exited, 10_000, "exit after SIGTERM"), output).toEqual({ code: 0, signal: null })
+      expect(await within(exited, CHILD_DEADLINE_MS, "exit after SIGTERM"), output).toEqual({ code: 0, signal: null })
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
       fs.rmSync(cwd, { recursive: true, force: true })

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Redacted } from "effect"
 import * as MysqlTrustStore from "../src/TrustStore/Mysql.js"
 import * as PgTrustStore from "../src/TrustStore/Pg.js"
-import { runTsx } from "./support/childProcess.js"
+import { CHILD_TEST_TIMEOUT_MS, runTsx } from "./support/childProcess.js"
 import { unreachable } from "./support/sqlTrustStoreSuite.js"
 
 const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
@@ -45,6 +45,6 @@ describe("trust store examples", () => {
         "deleted; getById now: none",
         `dropped table ${table}`
       ])
-    }, 30_000)
+    }, CHILD_TEST_TIMEOUT_MS)
   }
 })

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { repoRoot } from "../support/childProcess.js"
+import { CHILD_DEADLINE_MS, repoRoot } from "../support/childProcess.js"
 import { showOnFailure } from "../support/childOutput.js"
 
 const bin = path.join(repoRoot, "bin", "btps.mjs")
@@ -75,7 +75,7 @@ export const start = (args: ReadonlyArray<string>, options: { readonly env?: Nod
         }
       }
     },
-    waitForLine: (pattern, timeoutMs = 20_000) =>
+    waitForLine: (pattern, timeoutMs = CHILD_DEADLINE_MS) =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => finish(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`)), timeoutMs)
         const finish = (result: RegExpMatchArray | Error) => {
@@ -103,7 +103,7 @@ export const run = async (
   options: { readonly env?: NodeJS.ProcessEnv; readonly cwd?: string; readonly timeoutMs?: number } = {}
 ): Promise<Result> => {
   const running = start(args, options)
-  const timer = setTimeout(running.kill, options.timeoutMs ?? 30_000)
+  const timer = setTimeout(running.kill, options.timeoutMs ?? CHILD_DEADLINE_MS)
   try {
     return await running.exited
   } finally {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest"
+import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import { run } from "./btps.js"
 
 const ESC = "\u001b["
 
-describe.concurrent("btps --help, --version, usage errors", () => {
+describe.concurrent("btps --help, --version, usage errors", { timeout: CHILD_TEST_TIMEOUT_MS }, () => {
   it("--help lists every subcommand, with examples, without colour when not on a terminal", async () => {
     const result = await run(["--help"])
     expect(result.code).toBe(0)

@@ -5,6 +5,7 @@ import { Either, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Crypto from "../../src/Crypto.js"
 import * as DnsRecord from "../../src/DnsRecord.js"
+import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import { isOneLineError, makeDir, removeDir, run } from "./btps.js"
 
 /** The character-strings of a zone-file TXT line, unquoted. */
@@ -14,7 +15,7 @@ const quotedStrings = (line: string): Array<string> =>
 const identityKey = (record: string | ReadonlyArray<string>): string =>
   Option.getOrThrow(DnsRecord.parseIdentityRecord(record)).publicKeyBase64
 
-describe("btps keygen and dns-record", () => {
+describe("btps keygen and dns-record", { timeout: CHILD_TEST_TIMEOUT_MS }, () => {
   let dir: string
   let keys: string
   let privateFile: string

@@ -16,6 +16,7 @@ import * as Fixture from "../support/serverFixture.js"
 import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
 import { isOneLineError, makeDir, removeDir, run, type Running, start } from "./btps.js"
+import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 
 const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
 
@@ -85,7 +86,7 @@ describe.concurrent("btps serve", () => {
 
   it("serves verified artifacts (logged by default), exposes metrics, and exits 0 on SIGTERM with the port closed", async () => {
     const server = serve(["--metrics-port", "0"])
-    const port = Number((await server.waitForLine(LISTENING, 60_000))[1])
+    const port = Number((await server.waitForLine(LISTENING))[1])
     const metricsUrl = (await server.waitForLine(/metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/))[1]!
 
     const id = randomUUID()
@@ -100,11 +101,11 @@ describe.concurrent("btps serve", () => {
     expect(metrics).toMatch(/^btps_artifacts_total\{[^}]*kind="BTPS_DOC"[^}]*outcome="ok"[^}]*\} 1$/m)
 
     process.kill(server.child.pid!, "SIGTERM")
-    const exit = await withTimeout(server.exited, 60_000, "exit after SIGTERM")
+    const exit = await withTimeout(server.exited, CHILD_DEADLINE_MS, "exit after SIGTERM")
     expect(exit.code).toBe(0)
     expect(await accepts(port)).toBe(false)
     expect(await accepts(Number(new URL(metricsUrl).port))).toBe(false)
-  }, 120_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   it("--inbox stores the artifact before answering, also when a --webhook receives it; a redelivery is not stored twice; btps send delivers", async () => {
     const hooks: Array<{ artifact: { id: string } }> = []
@@ -120,7 +121,7 @@ describe.concurrent("btps serve", () => {
       const inbox = path.join(dir, "inbox")
       const { port: hookPort } = webhook.address() as net.AddressInfo
       const server = serve(["--inbox", inbox, "--webhook", `http://127.0.0.1:${hookPort}/btps`])
-      const port = Number((await server.waitForLine(LISTENING, 60_000))[1])
+      const port = Number((await server.waitForLine(LISTENING))[1])
 
       const id = randomUUID()
       const line = Fixture.invoiceLine(id)
@@ -145,7 +146,7 @@ describe.concurrent("btps serve", () => {
       const sent = await run([
         "send", "--from", "finance$acme.test", "--private-key", keyFile, "--to", "billing$vendor.test",
         "--document", documentFile, "--encrypt", "--dns-server", dns.address, "--ca", path.join(dir, "cert.pem")
-      ], { timeoutMs: 60_000 })
+      ], { timeoutMs: CHILD_DEADLINE_MS })
       expect(sent.stderr).toBe("")
       expect(sent.code).toBe(0)
       const sentId = sent.stdout.match(/^delivered (\S+) to billing\$vendor\.test: 200 /m)?.[1]
@@ -163,7 +164,7 @@ describe.concurrent("btps serve", () => {
       const batch = await run([
         "send", "--from", "finance$acme.test", "--private-key", keyFile, "--to", "billing$vendor.test",
         "--document", batchFile, "--dns-server", dns.address, "--ca", path.join(dir, "cert.pem")
-      ], { timeoutMs: 60_000 })
+      ], { timeoutMs: CHILD_DEADLINE_MS })
       expect(batch.code).toBe(0)
       expect(batch.stderr).toMatch(/sent 3\/3/)
       expect(batch.stdout.match(/^item \d: delivered \S+: 200 success$/gm)?.length).toBe(3)
@@ -171,7 +172,7 @@ describe.concurrent("btps serve", () => {
     } finally {
       webhook.close()
     }
-  }, 120_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   it("--sql-inbox with a PostgreSQL trust store: the artifact is a committed row when the answer arrives", async () => {
     const url = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -183,7 +184,7 @@ describe.concurrent("btps serve", () => {
     try {
       const running = start(["serve", "--host", "127.0.0.1", "--port", "0", "--pg-url", url, "--entity-name", trustTable, "--sql-inbox", inboxTable, "--dns-server", dns.address, ...tls])
       children.push(running)
-      const port = Number((await running.waitForLine(LISTENING, 60_000))[1])
+      const port = Number((await running.waitForLine(LISTENING))[1])
       // a trust request from a sender with no record is admitted and delivered
       const request = V.serverCases.find((c) => c.name === "trust_request_new_sender")!
       const answer = await send(port, (request.wire as string).trimEnd())
@@ -199,21 +200,21 @@ describe.concurrent("btps serve", () => {
           client`DROP TABLE IF EXISTS ${client(`${trustTable}_migrations`)}`
         ]))
     }
-  }, 120_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   it("--middleware loads an existing-format .mjs module that answers in place of the pipeline", async () => {
     const server = serve(["--middleware", "test/fixtures/middleware/array.mjs"])
-    const port = Number((await server.waitForLine(LISTENING, 60_000))[1])
+    const port = Number((await server.waitForLine(LISTENING))[1])
     const answer = await send(port, Fixture.invoiceLine(randomUUID()))
     expect(answer.status).toEqual({ ok: false, code: 500, message: "legacy:function" })
-  }, 120_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   it("a missing certificate file fails at start with one line on stderr and status 1", async () => {
     const missing = path.join(dir, "no-such-cert.pem")
-    const result = await run(["serve", ...base, "--cert", missing, "--key", path.join(dir, "key.pem")], { timeoutMs: 60_000 })
+    const result = await run(["serve", ...base, "--cert", missing, "--key", path.join(dir, "key.pem")], { timeoutMs: CHILD_DEADLINE_MS })
     expect(result.code).toBe(1)
     expect(isOneLineError(result.stderr)).toBe(true)
     expect(result.stderr).toContain(`cannot read certificate ${missing}: no such file`)
     expect(result.stdout).not.toMatch(/listening/)
-  }, 120_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 })

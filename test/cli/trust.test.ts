@@ -16,6 +16,7 @@ import { TrustStore } from "../../src/TrustStore.js"
 import { unreachable } from "../support/sqlTrustStoreSuite.js"
 import * as V from "../support/vectors.js"
 import { isOneLineError, makeDir, removeDir, run } from "./btps.js"
+import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 
 // the vectors' trusted record: adding it with the same key must give the same id and fingerprint
 const vector = V.ids.trustStoreRecords.records.find((r) => r.senderId === "finance$acme.test")! as {
@@ -117,7 +118,7 @@ describe.concurrent("btps trust", () => {
     content = await read()
     expect(content.trusted_senders).toEqual([])
     expect(content.other_tenant).toEqual([])
-  }, 180_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   it("an unparseable key is refused with one line and status 1, before the store is touched", async () => {
     const file = path.join(dir, "untouched.json")
@@ -127,7 +128,7 @@ describe.concurrent("btps trust", () => {
     expect(result.stderr).toContain("--public-key-base64 is not a base64 SPKI public key")
     // the JSON store would have created its file
     await expect(fs.stat(file)).rejects.toMatchObject({ code: "ENOENT" })
-  }, 120_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
   const pgClient = PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "3 seconds" })
@@ -167,5 +168,5 @@ describe.concurrent("btps trust", () => {
           )
       )
     }
-  }, 180_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 })

@@ -6,6 +6,15 @@ import { showOnFailure } from "./childOutput.js"
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 
+/**
+ * How long a child process may take to do its part (start, answer, exit). Generous on purpose: on a
+ * loaded 2-core machine loading Node and Effect alone can take tens of seconds. It bounds broken tests;
+ * a green run never waits for it.
+ */
+export const CHILD_DEADLINE_MS = 240_000
+/** Timeout of a test that runs child processes: above {@link CHILD_DEADLINE_MS}, so the child's error wins. */
+export const CHILD_TEST_TIMEOUT_MS = 300_000
+
 export interface Running {
   readonly child: ChildProcess
   /** stdout lines so far. */
