@@ -10,6 +10,7 @@ import { it as prop } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { RestartBudget } from "../../src/cli/workers.js"
+import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
 import * as V from "../support/vectors.js"
@@ -20,7 +21,7 @@ import { makeDir, removeDir, type Running, start } from "./btps.js"
 const LISTENING = /message="BTPS server listening on 127\.0\.0\.1:(\d+)"$/m
 
 const send = async (port: number, id: string): Promise<{ status: { ok: boolean }; reqId?: string }> => {
-  const result = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine(id)}\n`, { expect: 1, settleMs: 0, timeoutMs: 20_000 })
+  const result = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine(id)}\n`, { expect: 1, timeoutMs: 20_000 })
   return JSON.parse(result.lines[0]!) as { status: { ok: boolean }; reqId?: string }
 }
 
@@ -71,7 +72,7 @@ describe("btps serve --workers", () => {
   it("two workers serve one port; a killed worker is replaced and logged; SIGTERM drains both and all exit 0", async () => {
     const server = start([...args, "--workers", "2"])
     children.push(server)
-    const port = Number((await server.waitForLine(LISTENING, 90_000))[1])
+    const port = Number((await server.waitForLine(LISTENING))[1])
     const pids = logged(server.stdout(), "worker listening").map((f) => Number(f.pid))
     expect(pids).toHaveLength(2)
     expect(new Set(pids).size).toBe(2)
@@ -110,7 +111,7 @@ describe("btps serve --workers", () => {
     const stopped = logged(exit.stdout, "worker stopped").map((f) => [Number(f.pid), f.code])
     expect(new Map(stopped as Array<[number, string]>)).toEqual(new Map([[survivor, "0"], [replacement, "0"]]))
     expect(alive(survivor) || alive(replacement)).toBe(false)
-  }, 180_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 
   it("a worker that cannot start fails the command with its error and exit status 1", async () => {
     const server = start([...args.filter((a) => a !== "--dns-server" && a !== dns.address), "--dns-server", "not a server", "--workers", "2"])
@@ -119,7 +120,7 @@ describe("btps serve --workers", () => {
     expect(exit.code).toBe(1)
     expect(exit.stderr).toMatch(/--dns-server/)
     expect(exit.stderr).toMatch(/btps: error: worker \d+ exited with code 1 before listening/)
-  }, 120_000)
+  }, CHILD_TEST_TIMEOUT_MS)
 })
 
 describe("RestartBudget", () => {
