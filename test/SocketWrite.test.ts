@@ -99,7 +99,7 @@ describe("the client under load", () => {
         .pipe(Effect.provide(resolver))
       const document = Schema.decodeUnknownSync(Artifact.InvoiceDocument)(V.invoiceArtifact.expectedDecryptedDocument)
       const ids = Array.from({ length: 1000 }, (_, i) => `load-${i}`)
-      const answers = yield* Effect.forEach(ids, (id) => client.send({ type: "BTPS_DOC", to: V.invoiceArtifact.artifact.to, document, id }), {
+      const answers = yield* Effect.forEach(ids, (id) => client.send({ type: "BTPS_DOC", to: "billing$vendor.test", document, id }), {
         concurrency: "unbounded"
       })
       expect(answers.map((a) => a.reqId)).toEqual(ids)
