@@ -11,7 +11,6 @@ import * as Delivery from "../src/Delivery.js"
 import { awaitDrain } from "../src/internal/socketWrite.js"
 import * as KeyResolver from "../src/KeyResolver.js"
 import * as Server from "../src/Server.js"
-import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
 
@@ -87,11 +86,7 @@ describe("the client under load", () => {
       yield* Effect.acquireRelease(Effect.sync(() => process.on("warning", onWarning)), () => Effect.sync(() => process.off("warning", onWarning)))
 
       const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
-      const layer = Server.layer(Fixture.options()).pipe(
-        Layer.provide(KeyResolver.layerStatic(Fixture.zone())),
-        Layer.provide(MemoryTrustStore.layer(Fixture.trustRecords)),
-        Layer.provide(Delivery.layerQueue(inbox))
-      )
+      const layer = Fixture.layer(inbox)
       const server = Context.get(yield* Layer.buildWithScope(layer, yield* Effect.scope), Server.BtpsServer)
       const resolver = yield* Layer.build(KeyResolver.layerStatic(Fixture.zone(`127.0.0.1:${server.address.port}`)))
       const keys = V.keys.trustedSender!
