@@ -8,13 +8,14 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { MysqlClient } from "@effect/sql-mysql2"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Metric, Option, Queue, Redacted, Schedule, TestClock } from "effect"
+import { Effect, Layer, Metric, Option, Queue, Redacted, TestClock } from "effect"
 import * as Metrics from "../src/Metrics.js"
 import * as Mysql from "../src/TrustStore/Mysql.js"
 import * as Pg from "../src/TrustStore/Pg.js"
 import * as PgChanges from "../src/TrustStore/PgChanges.js"
 import * as SqlTrustStore from "../src/TrustStore/Sql.js"
 import type { TrustRecord } from "../src/Trust.js"
+import { eventually } from "./support/eventually.js"
 import { sample } from "./support/trustRecords.js"
 
 const pgUrl = process.env.BTPS_TEST_PG_URL ?? Pg.DEFAULT_URL
@@ -144,7 +145,7 @@ const instance = (table: string, heartbeatMs = 2_000) =>
   })
 
 describe("SQL trust store cache on PostgreSQL, across instances (LISTEN/NOTIFY)", () => {
-  it.live("a revocation through instance A evicts the record from instance B's cache within 1 s", () =>
+  it.live("a revocation through instance A evicts the record from instance B's cache as soon as B is notified", () =>
     Effect.gen(function*() {
       const table = yield* freshTable
       const a = yield* instance(table)
@@ -158,14 +159,11 @@ describe("SQL trust store cache on PostgreSQL, across instances (LISTEN/NOTIFY)"
       expect(yield* hits).toBe(hitsBefore + 1) // B serves it from its cache (time to live 10 min)
       const start = performance.now()
       yield* a.store.update(record.id, { status: "revoked" })
-      const seen = yield* Deferred.make<number>()
-      yield* b.store.getById(record.id).pipe(
-        Effect.repeat({ schedule: Schedule.spaced("2 millis"), until: (r) => Option.isSome(r) && r.value.status === "revoked" }),
-        Effect.zipRight(Effect.suspend(() => Deferred.succeed(seen, performance.now() - start))),
-        Effect.fork
-      )
-      const latency = yield* Deferred.await(seen).pipe(Effect.timeoutFail({ duration: "1 second", onTimeout: () => new Error("B still serves the revoked record after 1 s") }))
-      console.log(`PostgreSQL trust cache invalidation across instances: ${latency.toFixed(1)} ms`)
+      // B hears of the revocation (NOTIFY; its cache entry is evicted before the test sees it) and from
+      // then on serves the new status: ordering, not a latency bound (that is the benchmark's business)
+      expect(yield* Queue.take(b.changes)).toBe(record.id)
+      expect(revoked(yield* b.store.getById(record.id))).toStrictEqual(Option.some("revoked"))
+      console.log(`PostgreSQL trust cache invalidation across instances: ${(performance.now() - start).toFixed(1)} ms`)
     }).pipe(Effect.scoped, Effect.provide(pgClient())))
 
   it.live("a listening connection that dies stops the caching, and the feed listens again", () =>
@@ -183,9 +181,9 @@ describe("SQL trust store cache on PostgreSQL, across instances (LISTEN/NOTIFY)"
       expect(yield* Queue.take(b.live)).toBe(true)
       expect(revoked(yield* b.store.getById(record.id))).toStrictEqual(Option.some("accepted"))
       yield* writer.update(record.id, { status: "revoked" })
-      yield* b.store.getById(record.id).pipe(
-        Effect.repeat({ schedule: Schedule.spaced("2 millis"), until: (r) => Option.isSome(r) && r.value.status === "revoked" }),
-        Effect.timeoutFail({ duration: "1 second", onTimeout: () => new Error("revocation not seen after the feed came back") })
+      yield* eventually(
+        "B sees the revocation after its feed came back",
+        Effect.map(b.store.getById(record.id), (r) => Option.isSome(r) && r.value.status === "revoked")
       )
     }).pipe(Effect.scoped, Effect.provide(pgClient())))
 })

@@ -121,3 +121,24 @@ export const isOneLineError = (stderr: string): boolean => {
   const lines = stderr.trim().split("\n")
   return lines.length === 1 && lines[0]!.startsWith("btps: error: ") && !/\n\s+at /.test(stderr)
 }
+
+/**
+ * The TCP ports process `pid` listens on, from Linux's /proc (its socket inodes matched against
+ * /proc/net/tcp and tcp6): how a test learns the port 0 gave a server that does not log it.
+ */
+export const listeningPorts = async (pid: number): Promise<Array<number>> => {
+  const inodes = new Set<string>()
+  for (const fd of await fs.readdir(`/proc/${pid}/fd`).catch(() => [])) {
+    const socket = /^socket:\[(\d+)\]$/.exec(await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""))
+    if (socket !== null) inodes.add(socket[1]!)
+  }
+  const ports: Array<number> = []
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of (await fs.readFile(table, "utf8").catch(() => "")).split("\n").slice(1)) {
+      // sl local_address rem_address st ... inode (column 9); st 0A is LISTEN
+      const columns = line.trim().split(/\s+/)
+      if (columns[3] === "0A" && inodes.has(columns[9] ?? "")) ports.push(parseInt(columns[1]!.split(":")[1]!, 16))
+    }
+  }
+  return ports
+}

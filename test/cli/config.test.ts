@@ -6,33 +6,26 @@ import * as fs from "node:fs/promises"
 import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
+import { eventuallyPromise } from "../support/eventually.js"
 import * as Fixture from "../support/serverFixture.js"
-import { isOneLineError, makeDir, removeDir, run, type Running, start } from "./btps.js"
+import { isOneLineError, listeningPorts, makeDir, removeDir, run, type Running, start } from "./btps.js"
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const probe = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
+/** The port a quiet server (nothing logged at info) listens on, once it listens; then one connection to it. */
+const listeningPort = async (server: Running): Promise<number> => {
+  let ports: Array<number> = []
+  await eventuallyPromise("the server listens", async () => (ports = await listeningPorts(server.child.pid!)).length > 0)
+  const port = ports[0]!
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port }, () => {
+      socket.destroy()
+      resolve()
+    }).once("error", reject)
   })
-
-/** Resolves once something accepts TCP connections on the port (bounded: 300 tries, 100 ms apart). */
-const accepting = async (port: number): Promise<void> => {
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: "127.0.0.1", port }, () => {
-        socket.destroy()
-        resolve(true)
-      }).once("error", () => resolve(false))
-    })
-    if (ok) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`nothing accepts connections on ${port}`)
+  return port
 }
 
-describe.concurrent("btps serve settings", () => {
+describe.concurrent("btps serve settings", { timeout: CHILD_TEST_TIMEOUT_MS }, () => {
   let dir: string
   let trust: ReadonlyArray<string>
   const children: Array<Running> = []
@@ -88,10 +81,9 @@ describe.concurrent("btps serve settings", () => {
     const loud = serve([...cert, "--port", "0", "--log-level=debug"], { BTPS_LOG_LEVEL: "warning" })
     await loud.waitForLine(/BTPS server listening/)
     // the quiet ones log nothing at info: wait until they accept connections instead
-    const [p1, p2] = [await freePort(), await freePort()]
-    const quiet = serve([...cert, "--port", String(p1), "--log-level", "warn", "--max-json-depth", "8"])
-    const viaEnv = serve([...cert, "--port", String(p2)], { BTPS_LOG_LEVEL: "warning" })
-    await Promise.all([accepting(p1), accepting(p2)])
+    const quiet = serve([...cert, "--port", "0", "--log-level", "warn", "--max-json-depth", "8"])
+    const viaEnv = serve([...cert, "--port", "0"], { BTPS_LOG_LEVEL: "warning" })
+    await Promise.all([listeningPort(quiet), listeningPort(viaEnv)])
     for (const s of [quiet, viaEnv]) {
       s.child.kill("SIGTERM")
       const result = await s.exited
