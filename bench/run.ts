@@ -8,6 +8,7 @@
  *   npm run bench -- --modes persistent,lockstep --rounds 5 --duration 3000
  *   npm run bench -- --profile persistent [--profile-target floor]   .cpuprofile + summary in bench/results/
  *   npm run bench -- --ours /tmp/btps-baseline   measure the command built in another checkout (a baseline)
+ *   npm run bench -- --priority -10      bench and servers ahead of other work on a busy machine (root)
  *
  * See docs/performance.md for what each mode measures.
  */
@@ -42,6 +43,8 @@ const settings = {
   extras: !flag("no-extras"),
   profile: value("profile") as Mode | undefined,
   profileTarget: (value("profile-target") ?? "ours") as "ours" | "floor",
+  /** Scheduling priority (nice value) of the bench and the servers it starts, e.g. -10 on a busy machine. */
+  priority: value("priority") === undefined ? undefined : Number(value("priority")),
   /** Another checkout whose compiled command is "ours" (e.g. a worktree of an earlier commit). */
   oursRoot: value("ours") === undefined ? repoRoot : path.resolve(value("ours")!)
 }
@@ -213,6 +216,8 @@ const profileRun = async (world: World, entry: string, lines: ReadonlyArray<stri
 }
 
 const main = async () => {
+  // children (the servers) inherit it
+  if (settings.priority !== undefined) os.setPriority(settings.priority)
   const entry = btpsEntry(settings.oursRoot)
   const world = await makeWorld()
   const started: Array<Running> = []
@@ -234,6 +239,7 @@ const main = async () => {
     const rows: Array<Row> = []
     const raw: Record<string, unknown> = {}
     const t0 = performance.now()
+    const loadBefore = os.loadavg()[0]!.toFixed(1)
 
     // interleaved rounds: every mode runs on ours then on its floor, round after round
     const ours = await start(startOurs(world, entry))
@@ -367,7 +373,8 @@ const main = async () => {
     const header = [
       `# btps serve vs the floor — ${new Date().toISOString()}${quick ? " (quick)" : ""}`,
       "",
-      `Commit ${commit}${dirty ? " (src/ modified)" : ""}; ${os.cpus().length} × ${cpu}; node ${process.version}; load generator in the same machine.`,
+      `Commit ${commit}${dirty ? " (src/ modified)" : ""}; ${os.cpus().length} × ${cpu}; node ${process.version}; load generator in the same machine` +
+      `${settings.priority === undefined ? "" : `, bench and servers at nice ${settings.priority}`}; load average before the run ${loadBefore}.`,
       `Server: \`node ${shown(entry)} serve\` (log level warning, JSON trust store, DNS from a local server); floor: bench/floor.mjs.`,
       `${settings.rounds} interleaved round(s) of ${settings.durationMs} ms per mode after ${settings.warmupMs} ms warm-up; medians; ` +
       `${settings.pool} distinct encrypted invoices of ${lines[0]!.length + 1} bytes. Ran ${seconds.toFixed(0)} s.`,
