@@ -11,6 +11,13 @@ import { fileURLToPath } from "node:url"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
+/** A project file's path from its checkout's root (also for a checkout elsewhere, e.g. a baseline). */
+const projectPath = (file) => {
+  const relative = path.relative(repoRoot, file)
+  if (!relative.startsWith("..")) return relative
+  return /\/((?:dist|src|bench|test|examples)\/.*)$/.exec(file)?.[1] ?? file
+}
+
 /** Where a frame's code lives: a package, node itself, this project, or V8's pseudo-frames. */
 export const packageOf = (url, functionName) => {
   if (url === "") return functionName.startsWith("(") ? functionName : "(native)"
@@ -24,20 +31,29 @@ export const packageOf = (url, functionName) => {
     const parts = file.slice(nm + 14).split("/")
     return parts[0].startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0]
   }
-  return `btps-effect (${path.relative(repoRoot, file).split("/")[0]})`
+  return `btps-effect (${projectPath(file).split("/")[0]})`
 }
 
 const fileOf = (url) => {
   if (url === "" || url.startsWith("node:")) return url || "(none)"
   const file = url.startsWith("file://") ? fileURLToPath(url) : url
   const nm = file.lastIndexOf("/node_modules/")
-  return nm !== -1 ? file.slice(nm + 14) : path.relative(repoRoot, file)
+  return nm !== -1 ? file.slice(nm + 14) : projectPath(file)
+}
+
+/** For a native frame (no script), the JavaScript function that called it: what it is doing. */
+const caller = (parent) => {
+  if (parent === undefined || parent.callFrame.url === "") return ""
+  const { functionName, url, lineNumber } = parent.callFrame
+  return ` ← ${functionName || "(anonymous)"} ${fileOf(url)}:${lineNumber + 1}`
 }
 
 /** Self time (ms) by function, file and package. */
 export const summarize = (file) => {
   const profile = JSON.parse(readFileSync(file, "utf8"))
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parentOf = new Map()
+  for (const n of profile.nodes) for (const child of n.children ?? []) parentOf.set(child, n)
   const self = new Map()
   // timeDeltas[i] is the time since the previous sample: charge it to sample i
   profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000))
@@ -55,7 +71,7 @@ export const summarize = (file) => {
     }
     busy += ms
     const name = functionName || "(anonymous)"
-    add(functions, url === "" ? name : `${name}  ${fileOf(url)}:${lineNumber + 1}`, ms)
+    add(functions, url === "" ? `${name}${caller(parentOf.get(id))}` : `${name}  ${fileOf(url)}:${lineNumber + 1}`, ms)
     add(files, fileOf(url), ms)
     add(packages, packageOf(url, functionName), ms)
   }

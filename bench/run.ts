@@ -7,7 +7,7 @@
  *   npm run bench -- --quick              under a minute (1 round × 1.2 s, 200 idle connections)
  *   npm run bench -- --modes persistent,lockstep --rounds 5 --duration 3000
  *   npm run bench -- --profile persistent [--profile-target floor]   .cpuprofile + summary in bench/results/
- *   npm run bench -- --ours /tmp/btps-baseline   measure the command built in another checkout (a baseline)
+ *   npm run bench -- --ours /tmp/btps-baseline --label "main at 940c70b"   the command built in another checkout
  *   npm run bench -- --priority -10      bench and servers ahead of other work on a busy machine (root)
  *
  * See docs/performance.md for what each mode measures.
@@ -46,7 +46,9 @@ const settings = {
   /** Scheduling priority (nice value) of the bench and the servers it starts, e.g. -10 on a busy machine. */
   priority: value("priority") === undefined ? undefined : Number(value("priority")),
   /** Another checkout whose compiled command is "ours" (e.g. a worktree of an earlier commit). */
-  oursRoot: value("ours") === undefined ? repoRoot : path.resolve(value("ours")!)
+  oursRoot: value("ours") === undefined ? repoRoot : path.resolve(value("ours")!),
+  /** What `--ours` is, for the header (e.g. its commit, when the checkout is not a git worktree). */
+  label: value("label")
 }
 // every idle connection is a file descriptor in the bench and in the server (npm run bench raises the
 // soft limit to the hard one)
@@ -173,7 +175,7 @@ const stamp = () => new Date().toISOString().slice(0, 16).replace(/[:]/g, "").re
 
 const git = (...args: Array<string>): string => {
   try {
-    return execFileSync("git", args, { cwd: settings.oursRoot, encoding: "utf8" }).trim()
+    return execFileSync("git", args, { cwd: settings.oursRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
   } catch {
     return "unknown"
   }
@@ -368,12 +370,12 @@ const main = async () => {
 
     const seconds = (performance.now() - t0) / 1000
     const commit = git("rev-parse", "--short", "HEAD")
-    const dirty = git("status", "--porcelain", "--", "src") !== ""
+    const dirty = commit !== "unknown" && git("status", "--porcelain", "--", "src") !== ""
     const cpu = os.cpus()[0]?.model ?? "unknown cpu"
     const header = [
       `# btps serve vs the floor — ${new Date().toISOString()}${quick ? " (quick)" : ""}`,
       "",
-      `Commit ${commit}${dirty ? " (src/ modified)" : ""}; ${os.cpus().length} × ${cpu}; node ${process.version}; load generator in the same machine` +
+      `${settings.label ?? `Commit ${commit}${dirty ? " (src/ modified)" : ""}`}; ${os.cpus().length} × ${cpu}; node ${process.version}; load generator in the same machine` +
       `${settings.priority === undefined ? "" : `, bench and servers at nice ${settings.priority}`}; load average before the run ${loadBefore}.`,
       `Server: \`node ${shown(entry)} serve\` (log level warning, JSON trust store, DNS from a local server); floor: bench/floor.mjs.`,
       `${settings.rounds} interleaved round(s) of ${settings.durationMs} ms per mode after ${settings.warmupMs} ms warm-up; medians; ` +
