@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Cause, type Config, Context, Data, Effect, FiberRef, Layer, LogLevel, Metric, Option, Schema } from "effect"
+import { Agents } from "./Agents.js"
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
@@ -139,6 +140,7 @@ export const make = (
     const tenants = yield* Tenants
     const server = yield* ServerIdentity
     const delegationPolicy = yield* Delegation.DelegationPolicy
+    const agents = yield* Agents
     const decodeOptions = { maxDepth: options.maxJsonDepth }
 
     /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
@@ -257,7 +259,8 @@ export const make = (
         case "identityLookup":
           return lookup(decoded.artifact)
         case "agent":
-          return Effect.fail(new BtpsError.InvalidAction({ detail: "agent artifacts are not served by this server" }))
+          // agent support is optional: the default Agents reference answers Invalid action
+          return agents.handle<BtpsError.BtpsError | Answered>(decoded, ctx, step)
         case "transporter":
           return transporter(ctx, decoded)
       }
