@@ -10,7 +10,9 @@
  */
 import type * as net from "node:net"
 import * as tls from "node:tls"
-import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Schema } from "effect"
+import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Runtime, Schedule, Schema } from "effect"
+import { Admission, type Decision, RefusalLog, refuse } from "./internal/admission.js"
+import { LineWatch } from "./internal/lineWatch.js"
 import { serveConnection } from "./internal/serverConnection.js"
 import * as Metrics from "./Metrics.js"
 import * as SchemaConfig from "./internal/schemaConfig.js"
@@ -51,14 +53,51 @@ export const ServerOptions = Schema.Struct({
     default: () => 3443
   }),
   tls: TlsOptions,
-  /** Close connections idle this long (default 30 000). */
-  connectionTimeoutMs: Schema.optionalWith(ms("close connections idle this long (ms)"), { default: () => 30_000 }),
+  /**
+   * Close connections idle this long (default 30 000): no complete line received and no answer sent,
+   * nothing being processed, and no partial line arriving at `minLineBytesPerSecond` or better. Single
+   * bytes do not count: a client trickling a line keeps nothing alive.
+   */
+  connectionTimeoutMs: Schema.optionalWith(ms("close connections without a complete line or answer this long (ms)"), { default: () => 30_000 }),
+  /** A line must be complete this long after its first byte arrived (default 30 000), else the connection closes. */
+  lineTimeoutMs: Schema.optionalWith(ms("a line must be complete this long after its first byte (ms)"), { default: () => 30_000 }),
+  /**
+   * Most bytes an unfinished line may hold while arriving slower than `minLineBytesPerSecond` (default
+   * 64 KiB, far below `maxLineBytes`): only lines arriving at a good rate may grow towards `maxLineBytes`.
+   */
+  slowLineBytes: Schema.optionalWith(PositiveInt.annotations({ documentation: "most bytes of an unfinished line arriving slower than min-line-bytes-per-second" }), {
+    default: () => 64 * 1024
+  }),
+  /** The average rate, since its first byte, below which a line longer than `slowLineBytes` is too slow (default 16 KiB/s). */
+  minLineBytesPerSecond: Schema.optionalWith(PositiveInt.annotations({ documentation: "slowest average arrival rate of a line above slow-line-bytes (bytes/s)" }), {
+    default: () => 16 * 1024
+  }),
+  /**
+   * Most bytes of unfinished lines buffered by all connections together (default 256 MiB); beyond it
+   * the connections whose lines arrive slowest are closed first.
+   */
+  partialLineBudgetBytes: Schema.optionalWith(PositiveInt.annotations({ documentation: "most bytes of unfinished lines, all connections together (slowest closed first)" }), {
+    default: () => 256 * 1024 * 1024
+  }),
+  /** Most connections open at once from one remote address, counted from TCP accept (default 64). */
+  maxConnectionsPerAddress: Schema.optionalWith(PositiveInt.annotations({ documentation: "most connections open at once from one remote address" }), {
+    default: () => 64
+  }),
+  /** New connections allowed per second from one remote address (default: no limit). */
+  connectionsPerSecondPerAddress: Schema.optional(
+    Schema.Number.pipe(Schema.finite(), Schema.positive()).annotations({ documentation: "new connections per second allowed from one remote address (default no limit)" })
+  ),
+  /** Burst of new connections allowed from one address above that rate (default twice the rate, at least 1). */
+  connectionBurstPerAddress: Schema.optional(PositiveInt.annotations({ documentation: "burst of new connections from one address (default twice the rate)" })),
   /** Longest accepted line in bytes (default 5 MiB); longer lines are answered with an error and the connection closes. */
   maxLineBytes: Schema.optionalWith(PositiveInt.annotations({ documentation: "longest accepted artifact line (bytes)" }), {
     default: () => 5 * 1024 * 1024
   }),
-  /** Most connections open at once (default 10 000); more are refused. */
-  maxConnections: Schema.optionalWith(PositiveInt.annotations({ documentation: "most connections open at once" }), { default: () => 10_000 }),
+  /**
+   * Most connections open at once, counted from TCP accept (default 10 000). More are refused: with a
+   * TLS handshake and one error line while few refusals are pending, else closed at once.
+   */
+  maxConnections: Schema.optionalWith(PositiveInt.annotations({ documentation: "most connections open at once, handshakes included" }), { default: () => 10_000 }),
   /** Most artifacts processed at once per connection (default 16); more wait (backpressure). */
   maxInFlight: Schema.optionalWith(PositiveInt.annotations({ documentation: "most artifacts processed at once per connection" }), {
     default: () => 16
@@ -70,8 +109,8 @@ export const ServerOptions = Schema.Struct({
   ),
   /** Give up on one artifact after this long (default 30 000). */
   artifactTimeoutMs: Schema.optionalWith(ms("give up on one artifact after this long (ms)"), { default: () => 30_000 }),
-  /** Drop connections that have not completed the TLS handshake after this long (default 10 000). */
-  handshakeTimeoutMs: Schema.optionalWith(ms("drop connections still in the TLS handshake after this long (ms)"), { default: () => 10_000 })
+  /** Destroy connections that have not completed the TLS handshake after this long (default 10 000). */
+  handshakeTimeoutMs: Schema.optionalWith(ms("destroy connections still in the TLS handshake after this long (ms)"), { default: () => 10_000 })
 })
 
 /** Options as given (defaults optional). @since 0.1.0 */
@@ -108,8 +147,12 @@ export class ServerStartError extends Data.TaggedError("ServerStartError")<{
 export interface BtpsServerShape {
   /** The bound address (the real port when started on port 0). */
   readonly address: { readonly host: string; readonly port: number }
-  /** Connections currently open. */
+  /** Connections currently open (past the TLS handshake). */
   readonly connections: Effect.Effect<number>
+  /** TCP sockets currently open: connections, handshakes in progress and refusals being answered. */
+  readonly sockets: Effect.Effect<number>
+  /** Bytes of unfinished lines buffered by all connections together. */
+  readonly partialLineBytes: Effect.Effect<number>
   readonly options: ServerOptions
 }
 
@@ -132,6 +175,15 @@ const listen = (server: tls.Server, host: string, port: number) =>
       resume(Effect.succeed(typeof address === "object" && address !== null ? { host: address.address, port: address.port } : { host, port }))
     })
   })
+
+/** Refusals answered with an error line at once; more are closed without one. */
+const refusalSlots = 16
+/** A refused connection gets this long for its handshake. */
+const refusalHandshakeMs = 2000
+
+/** How often the line rules are checked: often enough for the shortest timeout to be kept closely. */
+const sweepInterval = (options: ServerOptions) =>
+  Math.max(10, Math.min(1000, Math.floor(Math.min(options.connectionTimeoutMs, options.lineTimeoutMs) / 4)))
 
 const close = (server: tls.Server) =>
   Effect.async<void>((resume) => {
@@ -163,37 +215,86 @@ export const make = (
           requestCert: options.tls.requestCert,
           rejectUnauthorized: options.tls.requestCert,
           handshakeTimeout: options.handshakeTimeoutMs,
-          // keep our side open after the client half-closes, to answer what it already sent
-          allowHalfOpen: true
+          // A client going away during the handshake must free its socket at once: half-open is turned
+          // on per connection once the handshake is done (see secureConnection)
+          allowHalfOpen: false
         }),
       catch: (cause) => new ServerStartError({ message: `invalid TLS configuration: ${String(cause)}`, cause })
     })
-    server.maxConnections = options.maxConnections
+    // beyond our own admission limit only refusals being answered: the kernel-level cap is the sum
+    server.maxConnections = options.maxConnections + refusalSlots
+
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const rate = options.connectionsPerSecondPerAddress
+    const admission = new Admission({
+      ...options,
+      refusalSlots,
+      connectionRatePerAddress: rate === undefined
+        ? undefined
+        : { perSecond: rate, burst: options.connectionBurstPerAddress ?? Math.max(1, Math.ceil(2 * rate)) }
+    }, now)
+    const refusals = new RefusalLog(now, (log) => runFork(log))
+    const watch = new LineWatch({ ...options, idleMs: options.connectionTimeoutMs }, now)
+    yield* Effect.forkScoped(Effect.repeat(Effect.sync(() => watch.sweep()), Schedule.spaced(Duration.millis(sweepInterval(options)))))
 
     const draining = yield* Deferred.make<void>()
     const connections = yield* FiberSet.make<void>()
     const runConnection = yield* FiberSet.runtime(connections)<never>()
 
+    // Sockets still in the TLS handshake, by remote address and port (the TLS socket shares them), with
+    // the admission decision taken at TCP accept.
+    const handshaking = new Map<string, Decision>()
+    const keyOf = (socket: net.Socket) => `${socket.remoteAddress}|${socket.remotePort}`
+
     server.on("secureConnection", (socket: tls.TLSSocket) => {
-      socket.setNoDelay(true)
+      const key = keyOf(socket)
+      const decision = handshaking.get(key)
+      handshaking.delete(key)
       // errors surface through the read stream and writes; never let one crash the process
-      socket.on("error", () => {})
+      socket.on("error", () => socket.destroy())
+      if (decision === undefined || decision._tag === "Refuse") return refuse(socket, decision)
+      // keep our side open after the client half-closes, to answer what it already sent
+      socket.allowHalfOpen = true
+      socket.setNoDelay(true)
       runConnection(
         Effect.gen(function*() {
           yield* Metric.update(Metrics.connectionsTotal, 1)
           yield* Metric.increment(Metrics.connectionsOpen)
-          yield* serveConnection(socket, pipeline, options, draining)
+          yield* serveConnection(socket, pipeline, options, draining, watch)
         }).pipe(Effect.ensuring(Metric.incrementBy(Metrics.connectionsOpen, -1)))
       )
     })
     // every raw socket, including those still in (or stuck in) the TLS handshake, so shutdown can close them
     const sockets = new Set<net.Socket>()
     server.on("connection", (raw: net.Socket) => {
+      const address = raw.remoteAddress ?? "unknown"
+      const key = keyOf(raw)
+      const decision = admission.decide(address)
       sockets.add(raw)
-      raw.once("close", () => sockets.delete(raw))
+      // a bounded life before the handshake completes: node's handshakeTimeout reports through
+      // tlsClientError (which destroys); this timer is the backstop, shorter for refusals
+      const deadline = setTimeout(() => {
+        if (handshaking.has(key)) raw.destroy()
+      }, decision._tag === "Admit" ? options.handshakeTimeoutMs : Math.min(options.handshakeTimeoutMs, refusalHandshakeMs))
+      deadline.unref()
+      raw.once("close", () => {
+        clearTimeout(deadline)
+        sockets.delete(raw)
+        handshaking.delete(key)
+        admission.release(address, decision)
+      })
+      if (decision._tag === "Refuse") {
+        refusals.refused(decision.reason, address)
+        if (!decision.answer) return raw.destroy()
+      }
+      handshaking.set(key, decision)
     })
-    server.on("tlsClientError", (error) => {
-      runConnection(Effect.logDebug("TLS handshake failed", error.message))
+    server.on("tlsClientError", (error, socket) => {
+      // the handshake failed, timed out or the client went away: nothing more can come of this socket
+      socket.destroy()
+      runFork(Effect.logDebug("TLS handshake failed", error.message))
     })
 
     const address = yield* Effect.acquireRelease(listen(server, options.host, options.port), () =>
@@ -213,7 +314,13 @@ export const make = (
       }))
 
     yield* Effect.logInfo(`BTPS server listening on ${address.host}:${address.port}`)
-    return { address, connections: FiberSet.size(connections), options }
+    return {
+      address,
+      connections: FiberSet.size(connections),
+      sockets: Effect.sync(() => admission.size),
+      partialLineBytes: Effect.sync(() => watch.partialLineBytes),
+      options
+    }
   })
 
 /**

@@ -186,17 +186,23 @@ describe("bad input", () => {
       socket.destroy()
     }).pipe(Effect.scoped))
 
-  it.scopedLive("refuses connections above maxConnections", () =>
+  it.scopedLive("refuses connections above maxConnections with one error line, then serves again once below", () =>
     Effect.gen(function*() {
       const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
       const server = yield* startScoped(Fixture.layer(inbox, { maxConnections: 2 }))
       const a = yield* Effect.promise(() => connect(server.address.port, ca))
       const b = yield* Effect.promise(() => connect(server.address.port, ca))
       yield* eventuallySync("both connections are counted", () => Effect.runSync(server.connections) === 2)
-      const third = yield* Effect.promise(() => connect(server.address.port, ca).then(() => "connected", () => "refused"))
-      expect(third).toBe("refused")
+      const third = yield* Effect.promise(() => exchange(server.address.port, ca, Fixture.invoiceLine("third") + "\n", { expect: 1 }))
+      expect(third.lines.map(parse).map((r) => r.status)).toEqual([
+        { ok: false, code: 503, message: "BTPS server is temporarily unavailable. Retry later" }
+      ])
+      expect(third.closed).toBe(true)
       a.destroy()
       b.destroy()
+      yield* eventuallySync("every socket is freed", () => Effect.runSync(server.sockets) === 0)
+      const fourth = yield* Effect.promise(() => exchange(server.address.port, ca, Fixture.invoiceLine("fourth") + "\n", { expect: 1 }))
+      expect(parse(fourth.lines[0]!).status.ok).toBe(true)
     }))
 })
 

@@ -1,5 +1,6 @@
 /**
- * One server connection: newline framing with a line size limit, an idle timeout, lines processed
+ * One server connection: newline framing with a line size limit, the server's line watch (idle, line
+ * deadline, slow lines, partial-line budget), lines processed
  * concurrently (at most maxInFlight) and answered in request order, each artifact cut after
  * artifactTimeoutMs, our side ended once every answer is written.
  */
@@ -10,6 +11,7 @@ import * as Artifact from "../Artifact.js"
 import * as BtpsError from "../BtpsError.js"
 import type * as Pipeline from "../Pipeline.js"
 import { type Frame, LineFramer } from "./lineFramer.js"
+import type { LineVerdict, LineWatch } from "./lineWatch.js"
 import { awaitDrain } from "./socketWrite.js"
 
 /** The per-connection limits (a subset of the server options). */
@@ -23,6 +25,16 @@ export interface ConnectionOptions {
 /** An entry of a connection's response queue: a pending answer, or the end of input. */
 type Slot = { readonly _tag: "Answer"; readonly outcome: Deferred.Deferred<Pipeline.Outcome> } | { readonly _tag: "End" }
 const End: Slot = { _tag: "End" }
+
+const verdicts: Record<Exclude<LineVerdict, "Idle">, string> = {
+  LineTimeout: "a line was not complete within lineTimeoutMs",
+  SlowLine: "a line longer than slowLineBytes arrives slower than minLineBytesPerSecond",
+  OverBudget: "partial lines exceed partialLineBudgetBytes and this connection's arrives slowest"
+}
+
+/** The answer sent before closing: a timeout, or (over budget) the server's lack of room. */
+const verdictError = (verdict: LineVerdict): BtpsError.BtpsError =>
+  verdict === "OverBudget" ? new BtpsError.ServiceUnavailable() : new BtpsError.SocketTimeout()
 
 const lineOf = (response: Artifact.Response): string => `${Artifact.encodeResponse(response)}\n`
 
@@ -43,7 +55,8 @@ export const serveConnection = (
   socket: tls.TLSSocket,
   pipeline: Pipeline.PipelineShape,
   options: ConnectionOptions,
-  draining: Deferred.Deferred<void>
+  draining: Deferred.Deferred<void>,
+  watch: LineWatch
 ) =>
   Effect.gen(function*() {
     const remoteAddress = socket.remoteAddress ?? "unknown"
@@ -57,16 +70,15 @@ export const serveConnection = (
     const refuse = (error: BtpsError.BtpsError, close: boolean, line?: string) =>
       pipeline.refuse(error, { remoteAddress, lineNumber, close, ...(line === undefined ? {} : { line }) })
 
-    // Idle: no bytes either way for connectionTimeoutMs, and nothing being processed.
-    const idle = yield* Deferred.make<void>()
-    socket.setTimeout(options.connectionTimeoutMs, () => {
-      // an artifact still being processed (e.g. a slow webhook) is not idleness
-      if (inFlight > 0) return
-      Deferred.unsafeDone(idle, Exit.void)
-      // A client that stops reading keeps our writes waiting forever: if the timeout answer cannot be
+    // Told to close by the line watch: idle, a line past its deadline or too slow, or over the budget.
+    const verdict = yield* Deferred.make<LineVerdict>()
+    const watched = watch.register(() => inFlight, (v) => {
+      Deferred.unsafeDone(verdict, Exit.succeed(v))
+      // A client that stops reading keeps our writes waiting forever: if the closing answer cannot be
       // written and the connection ended within another period, drop it.
-      setTimeout(() => socket.destroy(), options.connectionTimeoutMs).unref()
+      setTimeout(() => socket.destroy(), v === "Idle" ? options.connectionTimeoutMs : 1000).unref()
     })
+    yield* Effect.addFinalizer(() => Effect.sync(() => watched.release()))
 
     // at most maxInFlight artifacts being processed; answers wait in order in `slots` for the writer
     const permits = yield* Effect.makeSemaphore(options.maxInFlight)
@@ -119,14 +131,19 @@ export const serveConnection = (
 
     // closeOnDone false: the socket outlives the reader, so answers already queued can still be written
     const reader = NodeStream.fromReadable<"stop", Uint8Array>(() => socket, () => "stop", { closeOnDone: false }).pipe(
-      Stream.mapConcat((chunk) => framer.push(chunk)),
+      Stream.mapConcat((chunk) => {
+        const frames = framer.push(chunk)
+        watched.framed(frames.length, framer.pending)
+        return frames
+      }),
       Stream.runForEach(onFrame),
       Effect.ignore,
       // stop taking new lines when the server drains or the connection idles out
       Effect.raceFirst(Deferred.await(draining)),
       Effect.raceFirst(
-        Deferred.await(idle).pipe(
-          Effect.zipRight(answer(refuse(new BtpsError.SocketTimeout(), true)))
+        Deferred.await(verdict).pipe(
+          Effect.tap((v) => v === "Idle" ? Effect.void : Effect.logInfo(`closing connection: ${verdicts[v]}`).pipe(Effect.annotateLogs({ reason: v }))),
+          Effect.flatMap((v) => answer(refuse(verdictError(v), true)))
         )
       ),
       // end of input, after every answer queued so far. Interruptible: when the reader is interrupted
@@ -140,6 +157,7 @@ export const serveConnection = (
         if (slot._tag === "End") return
         const outcome = yield* Deferred.await(slot.outcome)
         yield* write(socket, lineOf(outcome.response))
+        watched.answered()
         if (outcome.close) return
       }
     })
