@@ -1,0 +1,313 @@
+/**
+ * Hardening of the listener and connections (issue 12, findings 1, 2 and 9): every socket has a bounded
+ * life, lines (not bytes) keep a connection alive, partial lines are bounded per connection and in all,
+ * and one address cannot take every connection. Real TLS on 127.0.0.1; time-based rules are driven by
+ * TestClock where the test can wait on events.
+ */
+import * as tls from "node:tls"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, FastCheck as fc, FiberRef, HashSet, Layer, Logger, Queue, TestClock } from "effect"
+import type * as Artifact from "../src/Artifact.js"
+import type * as Delivery from "../src/Delivery.js"
+import { Admission } from "../src/internal/admission.js"
+import { LineWatch, type LineVerdict } from "../src/internal/lineWatch.js"
+import { BtpsServer, type ServerOptionsInput } from "../src/Server.js"
+import * as Probes from "./support/probes.js"
+import * as Fixture from "./support/serverFixture.js"
+import { exchange } from "./support/wireClient.js"
+
+const ca = Fixture.certificate.cert
+const parse = (line: string) => JSON.parse(line) as Artifact.Response
+
+/** Start the vectors' server in the test's scope. */
+const start = (overrides: Partial<ServerOptionsInput> = {}) =>
+  Effect.gen(function*() {
+    const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
+    const scope = yield* Effect.scope
+    return Context.get(yield* Layer.buildWithScope(Fixture.layer(inbox, overrides), scope), BtpsServer)
+  })
+
+/** Wait on real timers (usable while TestClock stands still). */
+const eventually = (check: () => boolean, ms = 10_000) => Effect.promise(() => Probes.eventually(check, ms))
+const sizeOf = (effect: Effect.Effect<number>) => () => Effect.runSync(effect)
+
+/** A TLS connection that records what the server sends and whether it closed. */
+interface Watched {
+  readonly socket: tls.TLSSocket
+  readonly lines: Array<string>
+  readonly closed: () => boolean
+}
+
+const open = (port: number, localAddress?: string) =>
+  Effect.promise(() =>
+    new Promise<Watched>((resolve, reject) => {
+      const socket = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost", ...(localAddress === undefined ? {} : { localAddress }) }, () =>
+        resolve({ socket, lines, closed: () => closed }))
+      const lines: Array<string> = []
+      let closed = false
+      let buffer = ""
+      socket.on("data", (chunk: Buffer) => {
+        buffer += chunk.toString("utf8")
+        for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
+          lines.push(buffer.slice(0, nl))
+          buffer = buffer.slice(nl + 1)
+        }
+      })
+      socket.once("close", () => (closed = true))
+      socket.once("error", reject)
+    })
+  ).pipe(Effect.tap((w) => Effect.addFinalizer(() => Effect.sync(() => w.socket.destroy()))))
+
+const statusOf = (w: Watched) => w.lines.map((l) => parse(l).status)
+const timeoutStatus = { ok: false, code: 408, message: "Socket timeout. Connection closed" }
+const unavailableStatus = { ok: false, code: 503, message: "BTPS server is temporarily unavailable. Retry later" }
+
+/** A good client: one invoice, answered with success. */
+const goodClient = (port: number, id: string) =>
+  Effect.promise(() => exchange(port, ca, Fixture.invoiceLine(id) + "\n", { expect: 1, settleMs: 0 })).pipe(
+    Effect.map((got) => parse(got.lines[0]!))
+  )
+
+const send = (w: Watched, text: string | Buffer) => Effect.sync(() => w.socket.write(text))
+
+describe("finding 1: every socket has a bounded life before it is useful", () => {
+  it.scopedLive("connect-and-close (health checks) frees each socket at once, not at the handshake deadline", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ maxConnections: 4, handshakeTimeoutMs: 60_000 })
+      const port = server.address.port
+      // three times the cap: had any of them lingered, the cap would be reached and stay reached
+      for (let i = 0; i < 12; i++) expect(yield* Effect.promise(() => Probes.connectAndClose(port))).toBe(true)
+      expect(yield* eventually(() => sizeOf(server.sockets)() === 0)).toBe(true)
+      expect((yield* goodClient(port, "after-health-checks")).status.ok).toBe(true)
+    }))
+
+  it.scopedLive("silent connections are destroyed by the server at the handshake deadline", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ maxConnections: 4, handshakeTimeoutMs: 300 })
+      const port = server.address.port
+      // the server, not the probe's own 10 s timeout, ends every one of them
+      const closedByServer = yield* Effect.promise(() => Promise.all(Array.from({ length: 4 }, () => Probes.connectSilent()(port))))
+      expect(closedByServer).toEqual([true, true, true, true])
+      expect(yield* eventually(() => sizeOf(server.sockets)() === 0)).toBe(true)
+      expect((yield* goodClient(port, "after-silent")).status.ok).toBe(true)
+    }))
+
+  it.scopedLive("aborted ClientHellos, junk, handshake-then-destroy and TLS errors after the handshake leave no socket or fd behind", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ maxConnections: 8, handshakeTimeoutMs: 60_000 })
+      const port = server.address.port
+      yield* Effect.promise(() => Probes.clientHello())
+      const fdsBefore = Probes.openFds()
+      const probes: ReadonlyArray<[string, Probes.Probe]> = [
+        ["aborted ClientHello", Probes.abortedHello],
+        ["junk instead of a ClientHello", Probes.garbageHello],
+        ["handshake then destroy", Probes.handshakeThenDestroy(ca)],
+        ["TLS junk after the handshake", Probes.handshakeThenJunk(ca)]
+      ]
+      for (const [name, probe] of probes) {
+        const closed = yield* Effect.promise(() => Probes.flood(port, [probe], 24, 8))
+        expect({ name, closed }).toEqual({ name, closed: 24 })
+        expect({ name, freed: yield* eventually(() => sizeOf(server.sockets)() === 0) }).toEqual({ name, freed: true })
+      }
+      expect(yield* eventually(() => Probes.openFds() <= fdsBefore)).toBe(true)
+      expect((yield* goodClient(port, "after-probes")).status.ok).toBe(true)
+    }), 60_000)
+})
+
+describe("finding 2: lines, not bytes, keep a connection; partial lines are bounded", () => {
+  it.scoped("a trickle of single bytes does not keep a connection alive: idle is no complete line", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ connectionTimeoutMs: 30_000, lineTimeoutMs: 600_000 })
+      const client = yield* open(server.address.port)
+      for (let i = 1; i <= 3; i++) {
+        yield* send(client, "{")
+        expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === i)).toBe(true)
+        yield* TestClock.adjust("10 seconds")
+      }
+      expect(yield* eventually(() => client.closed())).toBe(true)
+      expect(statusOf(client)).toEqual([timeoutStatus])
+      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 0)).toBe(true)
+    }))
+
+  it.scoped("complete lines keep a connection alive past the idle timeout", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ connectionTimeoutMs: 30_000 })
+      const client = yield* open(server.address.port)
+      for (let i = 1; i <= 4; i++) {
+        yield* send(client, "not json\n")
+        expect(yield* eventually(() => client.lines.length === i)).toBe(true)
+        yield* TestClock.adjust("20 seconds")
+      }
+      expect(client.closed()).toBe(false)
+      expect(statusOf(client).map((s) => s.code)).toEqual([400, 400, 400, 400])
+    }))
+
+  it.scoped("a line must be complete within lineTimeoutMs of its first byte, however fast its bytes come", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ connectionTimeoutMs: 600_000, lineTimeoutMs: 5_000, minLineBytesPerSecond: 1 })
+      const client = yield* open(server.address.port)
+      let sent = 0
+      while (!client.closed() && sent < 20) {
+        yield* send(client, "a".repeat(100))
+        sent++
+        expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === sent * 100 || client.closed())).toBe(true)
+        yield* TestClock.adjust("1 second")
+      }
+      expect(yield* eventually(() => client.closed())).toBe(true)
+      expect(statusOf(client)).toEqual([timeoutStatus])
+      // cut at the deadline (5 s of TestClock), long before the 20 chunks were sent
+      expect(sent).toBe(5)
+    }))
+
+  it.scoped("an unfinished line above slowLineBytes that arrives slowly is cut long before maxLineBytes; a fast one is not", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ slowLineBytes: 1024, minLineBytesPerSecond: 10_000, connectionTimeoutMs: 600_000, lineTimeoutMs: 600_000 })
+      const slow = yield* open(server.address.port)
+      const fast = yield* open(server.address.port)
+      yield* send(slow, "s".repeat(2000))
+      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 2000)).toBe(true)
+      // a 200 kB line sent at once: far above slowLineBytes, but not slow
+      yield* send(fast, "f".repeat(200_000) + "\n")
+      expect(yield* eventually(() => fast.lines.length === 1)).toBe(true)
+      yield* TestClock.adjust("1 second")
+      expect(yield* eventually(() => slow.closed())).toBe(true)
+      expect(statusOf(slow)).toEqual([timeoutStatus])
+      expect(statusOf(fast).map((s) => s.code)).toEqual([400])
+      expect(fast.closed()).toBe(false)
+    }))
+
+  it.scoped("beyond partialLineBudgetBytes the connection whose line arrives slowest is closed first; the others go on", () =>
+    Effect.gen(function*() {
+      const server = yield* start({
+        partialLineBudgetBytes: 10_000, slowLineBytes: 1_000_000, minLineBytesPerSecond: 1,
+        connectionTimeoutMs: 600_000, lineTimeoutMs: 600_000
+      })
+      const [a, b, c] = [yield* open(server.address.port), yield* open(server.address.port), yield* open(server.address.port)]
+      yield* send(a, "a".repeat(3000))
+      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 3000)).toBe(true)
+      yield* TestClock.adjust("5 seconds")
+      // a: 3000 bytes in 5 s; b and c: 3000 and 5000 bytes just now. 11 000 > 10 000: a goes
+      yield* send(b, "b".repeat(3000))
+      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 6000)).toBe(true)
+      yield* send(c, "c".repeat(5000))
+      expect(yield* eventually(() => a.closed())).toBe(true)
+      expect(statusOf(a)).toEqual([unavailableStatus])
+      expect(sizeOf(server.partialLineBytes)()).toBe(8000)
+      yield* send(b, "\n")
+      yield* send(c, "\n")
+      expect(yield* eventually(() => b.lines.length === 1 && c.lines.length === 1)).toBe(true)
+      expect([...statusOf(b), ...statusOf(c)].map((s) => s.code)).toEqual([400, 400])
+      expect(b.closed() || c.closed()).toBe(false)
+    }))
+})
+
+describe("finding 9: no address takes every connection", () => {
+  it.scopedLive("at maxConnectionsPerAddress an address gets one error line and a logged reason; another address is served", () =>
+    Effect.gen(function*() {
+      const logged: Array<{ message: unknown; annotations: unknown }> = []
+      const capture = Logger.make(({ annotations, message }) => {
+        logged.push({ message, annotations: Object.fromEntries(annotations) })
+      })
+      const server = yield* start({ maxConnectionsPerAddress: 2 }).pipe(Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture)))
+      const port = server.address.port
+      yield* open(port)
+      yield* open(port)
+      const third = yield* Effect.promise(() => exchange(port, ca, Fixture.invoiceLine("third") + "\n", { expect: 1 }))
+      expect(third.lines.map(parse).map((r) => r.status)).toEqual([unavailableStatus])
+      expect(third.closed).toBe(true)
+      expect(logged).toContainEqual({
+        message: ["connection refused: this address has maxConnectionsPerAddress connections open"],
+        annotations: { reason: "AddressFull", remoteAddress: "127.0.0.1", refused: 1 }
+      })
+      // the loopback network routes every 127/8 address: a second client address
+      const other = yield* open(port, "127.0.0.2")
+      yield* send(other, Fixture.invoiceLine("other-address") + "\n")
+      expect(yield* eventually(() => other.lines.length === 1)).toBe(true)
+      expect(parse(other.lines[0]!).status.ok).toBe(true)
+    }))
+
+  it.scoped("connectionsPerSecondPerAddress: a burst, then refusals with RateLimited until tokens refill", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ connectionsPerSecondPerAddress: 1, connectionBurstPerAddress: 2 })
+      const port = server.address.port
+      const answerTo = Effect.promise(() => exchange(port, ca, "x\n", { expect: 1, settleMs: 0 })).pipe(Effect.map((got) => parse(got.lines[0]!).status.code))
+      expect([yield* answerTo, yield* answerTo, yield* answerTo]).toEqual([400, 400, 429])
+      yield* TestClock.adjust("1 second")
+      expect([yield* answerTo, yield* answerTo]).toEqual([400, 429])
+    }))
+
+  it.scopedLive("beyond the refusals answered at once, connections are closed without a handshake; all are freed", () =>
+    Effect.gen(function*() {
+      const server = yield* start({ maxConnectionsPerAddress: 1, handshakeTimeoutMs: 60_000 })
+      const port = server.address.port
+      yield* open(port)
+      // 40 silent sockets over the cap: 16 wait for a handshake (2 s at most), the rest are closed at once
+      const closed = yield* Effect.promise(() => Promise.all(Array.from({ length: 40 }, () => Probes.connectSilent()(port))))
+      expect(closed.every((c) => c)).toBe(true)
+      expect(yield* eventually(() => sizeOf(server.sockets)() === 1)).toBe(true)
+    }))
+})
+
+// --- the state machines behind the rules, against a manual clock -----------------------------------
+
+const watchOptions = { idleMs: 30_000, lineTimeoutMs: 10_000, slowLineBytes: 1000, minLineBytesPerSecond: 500, partialLineBudgetBytes: 5000 }
+
+type WatchOp =
+  | { readonly _tag: "framed"; readonly conn: number; readonly lines: number; readonly pending: number }
+  | { readonly _tag: "advance"; readonly ms: number }
+  | { readonly _tag: "sweep" }
+  | { readonly _tag: "release"; readonly conn: number }
+
+const watchOp: fc.Arbitrary<WatchOp> = fc.oneof(
+  fc.record({ _tag: fc.constant("framed" as const), conn: fc.nat(4), lines: fc.nat(2), pending: fc.nat(3000) }),
+  fc.record({ _tag: fc.constant("advance" as const), ms: fc.nat(8000) }),
+  fc.constant({ _tag: "sweep" as const }),
+  fc.record({ _tag: fc.constant("release" as const), conn: fc.nat(4) })
+)
+
+describe("LineWatch", () => {
+  it.prop("the budget holds, totals add up, and after a sweep no watched connection breaks a rule", [fc.array(watchOp, { maxLength: 60 })], ([ops]) => {
+    let now = 0
+    const watch = new LineWatch(watchOptions, () => now)
+    const verdicts: Array<LineVerdict> = []
+    const conns = Array.from({ length: 5 }, () => watch.register(() => 0, (v) => verdicts.push(v)))
+    for (const op of ops) {
+      if (op._tag === "framed") conns[op.conn]!.framed(op.lines, op.pending)
+      else if (op._tag === "advance") now += op.ms
+      else if (op._tag === "release") conns[op.conn]!.release()
+      else {
+        watch.sweep()
+        for (const c of conns.filter((c) => !c.closed)) {
+          expect(c.pending > 0 && now - c.lineStartedAt >= watchOptions.lineTimeoutMs).toBe(false)
+          expect(c.pending > watchOptions.slowLineBytes && c.rate(now) < watchOptions.minLineBytesPerSecond).toBe(false)
+          expect(now - c.lastActivityAt >= watchOptions.idleMs && c.rate(now) < watchOptions.minLineBytesPerSecond).toBe(false)
+        }
+      }
+      const open = conns.filter((c) => !c.closed)
+      expect(watch.partialLineBytes).toBe(open.reduce((sum, c) => sum + c.pending, 0))
+      expect(watch.partialLineBytes).toBeLessThanOrEqual(watchOptions.partialLineBudgetBytes)
+      expect(watch.size).toBe(open.length)
+    }
+    // each connection is told at most once
+    expect(verdicts.length).toBeLessThanOrEqual(conns.filter((c) => c.closed).length)
+  })
+})
+
+describe("Admission", () => {
+  const decision = fc.record({ address: fc.constantFrom("a", "b", "c"), release: fc.boolean() })
+  it.prop("counts match what is open; the caps hold for admitted sockets", [fc.array(decision, { maxLength: 80 })], ([steps]) => {
+    const admission = new Admission({ maxConnections: 6, maxConnectionsPerAddress: 3, refusalSlots: 2 }, () => 0)
+    const open: Array<{ address: string; d: ReturnType<Admission["decide"]> }> = []
+    for (const step of steps) {
+      if (step.release && open.length > 0) {
+        const { address, d } = open.shift()!
+        admission.release(address, d)
+      } else open.push({ address: step.address, d: admission.decide(step.address) })
+      const admitted = open.filter((o) => o.d._tag === "Admit")
+      expect(admission.size).toBe(open.length)
+      expect(admitted.length).toBeLessThanOrEqual(6)
+      for (const address of ["a", "b", "c"]) expect(admitted.filter((o) => o.address === address).length).toBeLessThanOrEqual(3)
+      expect(open.filter((o) => o.d._tag === "Refuse" && o.d.answer).length).toBeLessThanOrEqual(2)
+    }
+  })
+})
