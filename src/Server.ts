@@ -59,6 +59,15 @@ export const ServerOptions = Schema.Struct({
    * bytes do not count: a client trickling a line keeps nothing alive.
    */
   connectionTimeoutMs: Schema.optionalWith(ms("close connections without a complete line or answer this long (ms)"), { default: () => 30_000 }),
+  /** Longest accepted line in bytes (default 5 MiB); longer lines are answered with an error and the connection closes. */
+  maxLineBytes: Schema.optionalWith(PositiveInt.annotations({ documentation: "longest accepted artifact line (bytes)" }), {
+    default: () => 5 * 1024 * 1024
+  }),
+  /**
+   * Most connections open at once, counted from TCP accept (default 10 000). More are refused: with a
+   * TLS handshake and one error line while few refusals are pending, else closed at once.
+   */
+  maxConnections: Schema.optionalWith(PositiveInt.annotations({ documentation: "most connections open at once, handshakes included" }), { default: () => 10_000 }),
   /** A line must be complete this long after its first byte arrived (default 30 000), else the connection closes. */
   lineTimeoutMs: Schema.optionalWith(ms("a line must be complete this long after its first byte (ms)"), { default: () => 30_000 }),
   /**
@@ -89,15 +98,6 @@ export const ServerOptions = Schema.Struct({
   ),
   /** Burst of new connections allowed from one address above that rate (default twice the rate, at least 1). */
   connectionBurstPerAddress: Schema.optional(PositiveInt.annotations({ documentation: "burst of new connections from one address (default twice the rate)" })),
-  /** Longest accepted line in bytes (default 5 MiB); longer lines are answered with an error and the connection closes. */
-  maxLineBytes: Schema.optionalWith(PositiveInt.annotations({ documentation: "longest accepted artifact line (bytes)" }), {
-    default: () => 5 * 1024 * 1024
-  }),
-  /**
-   * Most connections open at once, counted from TCP accept (default 10 000). More are refused: with a
-   * TLS handshake and one error line while few refusals are pending, else closed at once.
-   */
-  maxConnections: Schema.optionalWith(PositiveInt.annotations({ documentation: "most connections open at once, handshakes included" }), { default: () => 10_000 }),
   /** Most artifacts processed at once per connection (default 16); more wait (backpressure). */
   maxInFlight: Schema.optionalWith(PositiveInt.annotations({ documentation: "most artifacts processed at once per connection" }), {
     default: () => 16
