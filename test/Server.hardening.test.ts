@@ -12,6 +12,7 @@ import type * as Delivery from "../src/Delivery.js"
 import { Admission } from "../src/internal/admission.js"
 import { LineWatch, type LineVerdict } from "../src/internal/lineWatch.js"
 import { BtpsServer, type ServerOptionsInput } from "../src/Server.js"
+import { eventuallySync } from "./support/eventually.js"
 import * as Probes from "./support/probes.js"
 import * as Fixture from "./support/serverFixture.js"
 import { exchange } from "./support/wireClient.js"
@@ -27,8 +28,6 @@ const start = (overrides: Partial<ServerOptionsInput> = {}) =>
     return Context.get(yield* Layer.buildWithScope(Fixture.layer(inbox, overrides), scope), BtpsServer)
   })
 
-/** Wait on real timers (usable while TestClock stands still). */
-const eventually = (check: () => boolean, ms = 10_000) => Effect.promise(() => Probes.eventually(check, ms))
 const sizeOf = (effect: Effect.Effect<number>) => () => Effect.runSync(effect)
 
 /** A TLS connection that records what the server sends and whether it closed. */
@@ -64,7 +63,7 @@ const unavailableStatus = { ok: false, code: 503, message: "BTPS server is tempo
 
 /** A good client: one invoice, answered with success. */
 const goodClient = (port: number, id: string) =>
-  Effect.promise(() => exchange(port, ca, Fixture.invoiceLine(id) + "\n", { expect: 1, settleMs: 0 })).pipe(
+  Effect.promise(() => exchange(port, ca, Fixture.invoiceLine(id) + "\n", { expect: 1 })).pipe(
     Effect.map((got) => parse(got.lines[0]!))
   )
 
@@ -77,7 +76,7 @@ describe("finding 1: every socket has a bounded life before it is useful", () =>
       const port = server.address.port
       // three times the cap: had any of them lingered, the cap would be reached and stay reached
       for (let i = 0; i < 12; i++) expect(yield* Effect.promise(() => Probes.connectAndClose(port))).toBe(true)
-      expect(yield* eventually(() => sizeOf(server.sockets)() === 0)).toBe(true)
+      yield* eventuallySync("every socket is freed", () => sizeOf(server.sockets)() === 0)
       expect((yield* goodClient(port, "after-health-checks")).status.ok).toBe(true)
     }))
 
@@ -88,7 +87,7 @@ describe("finding 1: every socket has a bounded life before it is useful", () =>
       // the server, not the probe's own 10 s timeout, ends every one of them
       const closedByServer = yield* Effect.promise(() => Promise.all(Array.from({ length: 4 }, () => Probes.connectSilent()(port))))
       expect(closedByServer).toEqual([true, true, true, true])
-      expect(yield* eventually(() => sizeOf(server.sockets)() === 0)).toBe(true)
+      yield* eventuallySync("every socket is freed", () => sizeOf(server.sockets)() === 0)
       expect((yield* goodClient(port, "after-silent")).status.ok).toBe(true)
     }))
 
@@ -107,9 +106,9 @@ describe("finding 1: every socket has a bounded life before it is useful", () =>
       for (const [name, probe] of probes) {
         const closed = yield* Effect.promise(() => Probes.flood(port, [probe], 24, 8))
         expect({ name, closed }).toEqual({ name, closed: 24 })
-        expect({ name, freed: yield* eventually(() => sizeOf(server.sockets)() === 0) }).toEqual({ name, freed: true })
+        yield* eventuallySync(`${name}: every socket is freed`, () => sizeOf(server.sockets)() === 0)
       }
-      expect(yield* eventually(() => Probes.openFds() <= fdsBefore)).toBe(true)
+      yield* eventuallySync("the fds are back to the baseline", () => Probes.openFds() <= fdsBefore)
       expect((yield* goodClient(port, "after-probes")).status.ok).toBe(true)
     }), 60_000)
 })
@@ -121,12 +120,12 @@ describe("finding 2: lines, not bytes, keep a connection; partial lines are boun
       const client = yield* open(server.address.port)
       for (let i = 1; i <= 3; i++) {
         yield* send(client, "{")
-        expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === i)).toBe(true)
+        yield* eventuallySync("the byte is buffered", () => sizeOf(server.partialLineBytes)() === i)
         yield* TestClock.adjust("10 seconds")
       }
-      expect(yield* eventually(() => client.closed())).toBe(true)
+      yield* eventuallySync("the server closes", () => client.closed())
       expect(statusOf(client)).toEqual([timeoutStatus])
-      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 0)).toBe(true)
+      yield* eventuallySync("nothing is buffered", () => sizeOf(server.partialLineBytes)() === 0)
     }))
 
   it.scoped("complete lines keep a connection alive past the idle timeout", () =>
@@ -135,7 +134,7 @@ describe("finding 2: lines, not bytes, keep a connection; partial lines are boun
       const client = yield* open(server.address.port)
       for (let i = 1; i <= 4; i++) {
         yield* send(client, "not json\n")
-        expect(yield* eventually(() => client.lines.length === i)).toBe(true)
+        yield* eventuallySync("the line is answered", () => client.lines.length === i)
         yield* TestClock.adjust("20 seconds")
       }
       expect(client.closed()).toBe(false)
@@ -150,10 +149,10 @@ describe("finding 2: lines, not bytes, keep a connection; partial lines are boun
       while (!client.closed() && sent < 20) {
         yield* send(client, "a".repeat(100))
         sent++
-        expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === sent * 100 || client.closed())).toBe(true)
+        yield* eventuallySync("the chunk is buffered", () => sizeOf(server.partialLineBytes)() === sent * 100 || client.closed())
         yield* TestClock.adjust("1 second")
       }
-      expect(yield* eventually(() => client.closed())).toBe(true)
+      yield* eventuallySync("the server closes", () => client.closed())
       expect(statusOf(client)).toEqual([timeoutStatus])
       // cut at the deadline (5 s of TestClock), long before the 20 chunks were sent
       expect(sent).toBe(5)
@@ -165,12 +164,12 @@ describe("finding 2: lines, not bytes, keep a connection; partial lines are boun
       const slow = yield* open(server.address.port)
       const fast = yield* open(server.address.port)
       yield* send(slow, "s".repeat(2000))
-      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 2000)).toBe(true)
+      yield* eventuallySync("the slow line is buffered", () => sizeOf(server.partialLineBytes)() === 2000)
       // a 200 kB line sent at once: far above slowLineBytes, but not slow
       yield* send(fast, "f".repeat(200_000) + "\n")
-      expect(yield* eventually(() => fast.lines.length === 1)).toBe(true)
+      yield* eventuallySync("the fast line is answered", () => fast.lines.length === 1)
       yield* TestClock.adjust("1 second")
-      expect(yield* eventually(() => slow.closed())).toBe(true)
+      yield* eventuallySync("the slow connection is closed", () => slow.closed())
       expect(statusOf(slow)).toEqual([timeoutStatus])
       expect(statusOf(fast).map((s) => s.code)).toEqual([400])
       expect(fast.closed()).toBe(false)
@@ -184,18 +183,18 @@ describe("finding 2: lines, not bytes, keep a connection; partial lines are boun
       })
       const [a, b, c] = [yield* open(server.address.port), yield* open(server.address.port), yield* open(server.address.port)]
       yield* send(a, "a".repeat(3000))
-      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 3000)).toBe(true)
+      yield* eventuallySync("a's line is buffered", () => sizeOf(server.partialLineBytes)() === 3000)
       yield* TestClock.adjust("5 seconds")
       // a: 3000 bytes in 5 s; b and c: 3000 and 5000 bytes just now. 11 000 > 10 000: a goes
       yield* send(b, "b".repeat(3000))
-      expect(yield* eventually(() => sizeOf(server.partialLineBytes)() === 6000)).toBe(true)
+      yield* eventuallySync("b's line is buffered", () => sizeOf(server.partialLineBytes)() === 6000)
       yield* send(c, "c".repeat(5000))
-      expect(yield* eventually(() => a.closed())).toBe(true)
+      yield* eventuallySync("a is closed", () => a.closed())
       expect(statusOf(a)).toEqual([unavailableStatus])
       expect(sizeOf(server.partialLineBytes)()).toBe(8000)
       yield* send(b, "\n")
       yield* send(c, "\n")
-      expect(yield* eventually(() => b.lines.length === 1 && c.lines.length === 1)).toBe(true)
+      yield* eventuallySync("b and c are answered", () => b.lines.length === 1 && c.lines.length === 1)
       expect([...statusOf(b), ...statusOf(c)].map((s) => s.code)).toEqual([400, 400])
       expect(b.closed() || c.closed()).toBe(false)
     }))
@@ -212,7 +211,7 @@ describe("finding 9: no address takes every connection", () => {
       const port = server.address.port
       yield* open(port)
       yield* open(port)
-      const third = yield* Effect.promise(() => exchange(port, ca, Fixture.invoiceLine("third") + "\n", { expect: 1 }))
+      const third = yield* Effect.promise(() => exchange(port, ca, Fixture.invoiceLine("third") + "\n", { expect: 1, then: "close" }))
       expect(third.lines.map(parse).map((r) => r.status)).toEqual([unavailableStatus])
       expect(third.closed).toBe(true)
       expect(logged).toContainEqual({
@@ -222,7 +221,7 @@ describe("finding 9: no address takes every connection", () => {
       // the loopback network routes every 127/8 address: a second client address
       const other = yield* open(port, "127.0.0.2")
       yield* send(other, Fixture.invoiceLine("other-address") + "\n")
-      expect(yield* eventually(() => other.lines.length === 1)).toBe(true)
+      yield* eventuallySync("the other address is answered", () => other.lines.length === 1)
       expect(parse(other.lines[0]!).status.ok).toBe(true)
     }))
 
@@ -230,7 +229,7 @@ describe("finding 9: no address takes every connection", () => {
     Effect.gen(function*() {
       const server = yield* start({ connectionsPerSecondPerAddress: 1, connectionBurstPerAddress: 2 })
       const port = server.address.port
-      const answerTo = Effect.promise(() => exchange(port, ca, "x\n", { expect: 1, settleMs: 0 })).pipe(Effect.map((got) => parse(got.lines[0]!).status.code))
+      const answerTo = Effect.promise(() => exchange(port, ca, "x\n", { expect: 1 })).pipe(Effect.map((got) => parse(got.lines[0]!).status.code))
       expect([yield* answerTo, yield* answerTo, yield* answerTo]).toEqual([400, 400, 429])
       yield* TestClock.adjust("1 second")
       expect([yield* answerTo, yield* answerTo]).toEqual([400, 429])
@@ -244,7 +243,7 @@ describe("finding 9: no address takes every connection", () => {
       // 40 silent sockets over the cap: 16 wait for a handshake (2 s at most), the rest are closed at once
       const closed = yield* Effect.promise(() => Promise.all(Array.from({ length: 40 }, () => Probes.connectSilent()(port))))
       expect(closed.every((c) => c)).toBe(true)
-      expect(yield* eventually(() => sizeOf(server.sockets)() === 1)).toBe(true)
+      yield* eventuallySync("the refused sockets are freed", () => sizeOf(server.sockets)() === 1)
     }))
 })
 

@@ -193,7 +193,7 @@ describe("bad input", () => {
       const a = yield* Effect.promise(() => connect(server.address.port, ca))
       const b = yield* Effect.promise(() => connect(server.address.port, ca))
       yield* eventuallySync("both connections are counted", () => Effect.runSync(server.connections) === 2)
-      const third = yield* Effect.promise(() => exchange(server.address.port, ca, Fixture.invoiceLine("third") + "\n", { expect: 1 }))
+      const third = yield* Effect.promise(() => exchange(server.address.port, ca, Fixture.invoiceLine("third") + "\n", { expect: 1, then: "close" }))
       expect(third.lines.map(parse).map((r) => r.status)).toEqual([
         { ok: false, code: 503, message: "BTPS server is temporarily unavailable. Retry later" }
       ])

@@ -112,6 +112,8 @@ const answerOf = (reason: Refusal): string => {
  */
 export const refuse = (socket: tls.TLSSocket, decision: Decision | undefined): void => {
   const reason = decision?._tag === "Refuse" ? decision.reason : "ServerFull"
+  // read (and drop) what the client sends, so that its close is seen at once
+  socket.resume()
   socket.end(answerOf(reason))
   // a client that does not read keeps the end pending: the socket goes regardless
   setTimeout(() => socket.destroy(), 1000).unref()

@@ -87,13 +87,6 @@ export const rss = (pid: number | "self" = "self"): number => {
   return match === null ? 0 : Number(match[1]) * 1024
 }
 
-/** Poll `check` on real timers every 20 ms until true or `ms` passed; the last result. */
-export const eventually = async (check: () => boolean, ms = 10_000): Promise<boolean> => {
-  const deadline = Date.now() + ms
-  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  return check()
-}
-
 /**
  * Run `count` probes, `concurrency` at a time, probe `i % probes.length` for the i-th; how many ended
  * before their own timeout.
