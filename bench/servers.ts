@@ -26,12 +26,12 @@ const newest = (dir: string): number =>
   }, 0)
 
 /**
- * The compiled entry point of the `btps` command in the checkout `root` (default: this one): tsc output
- * (dist/cli/main.js) when the build makes it, else the esbuild bundle (dist/btps.mjs). Builds first
- * when missing or older than src/.
+ * The compiled entry point of the `btps` command in the checkout `root` (default: this one): the bundle the
+ * published package runs (dist/bin/btps.mjs), else older builds' tsc output (dist/cli/main.js) or bundle
+ * (dist/btps.mjs). Builds first when missing or older than src/.
  */
 export const btpsEntry = (root: string = repoRoot): string => {
-  const candidates = [path.join(root, "dist", "cli", "main.js"), path.join(root, "dist", "btps.mjs")]
+  const candidates = [path.join(root, "dist", "bin", "btps.mjs"), path.join(root, "dist", "cli", "main.js"), path.join(root, "dist", "btps.mjs")]
   const fresh = () => candidates.find((c) => existsSync(c) && statSync(c).mtimeMs >= newest(path.join(root, "src")))
   let entry = fresh()
   if (entry === undefined) {
@@ -39,7 +39,7 @@ export const btpsEntry = (root: string = repoRoot): string => {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: root, stdio: "inherit" })
     entry = fresh()
   }
-  if (entry === undefined) throw new Error("npm run build produced no dist/cli/main.js or dist/btps.mjs newer than src/")
+  if (entry === undefined) throw new Error(`npm run build produced no dist/bin/btps.mjs newer than ${root}/src/`)
   return entry
 }
 

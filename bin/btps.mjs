@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// The `btps` command. Runs the bundle built by `npm install` (dist/btps.mjs, fast to start) unless the
-// sources are newer, in which case it runs the TypeScript sources directly through tsx.
+// The `btps` command: runs the bundle of the build (dist/bin/btps.mjs, made by `prepare`, shipped in the
+// package). Only in a checkout of the repository (tsconfig.json is not published) and only when the sources
+// changed after the last build does it run the TypeScript sources through tsx instead.
 import { existsSync, readdirSync, statSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
-const bundle = join(root, "dist", "btps.mjs")
+const bundle = join(root, "dist", "bin", "btps.mjs")
 
 const newestSource = (dir) => {
   let newest = 0
@@ -17,10 +18,13 @@ const newestSource = (dir) => {
   return newest
 }
 
-if (existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource(join(root, "src"))) {
-  await import(bundle)
-} else {
+const checkout = existsSync(join(root, "tsconfig.json"))
+const stale = () => !existsSync(bundle) || statSync(bundle).mtimeMs < newestSource(join(root, "src"))
+
+if (checkout && stale()) {
   const { register } = await import("tsx/esm/api")
   register()
   await import("../src/cli/main.ts")
+} else {
+  await import(bundle)
 }

@@ -10,7 +10,7 @@
  *   3. ap$globex.example sends to both tenants: accepted by the one that trusts it, refused by the other
  *   4. everything shuts down
  *
- *   npx tsx examples/custom-middleware.ts
+ *   npm run example examples/custom-middleware.ts
  *
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
  */
@@ -28,9 +28,9 @@ import {
   RateLimit,
   Server,
   Tenancy,
-  TestCertificates,
   Trust
 } from "btps-effect"
+import { TestCertificates } from "btps-effect/testing"
 import type { Artifact } from "btps-effect"
 import { say, step } from "./support/story.js"
 import { sampleInvoice } from "./support/invoice.js"

@@ -10,7 +10,7 @@
  *   5. it sends an invoice: the store has an accepted record, delivered
  *   6. the receiver lists its trust records (getAll), everything shuts down
  *
- *   npx tsx examples/custom-trust-store.ts
+ *   npm run example examples/custom-trust-store.ts
  *
  * Every store call is printed as it happens. Everything runs in-process on 127.0.0.1.
  */
@@ -25,10 +25,10 @@ import {
   Middleware,
   Pipeline,
   Server,
-  TestCertificates,
   Trust,
   TrustStore
 } from "btps-effect"
+import { TestCertificates } from "btps-effect/testing"
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
 import { sampleInvoice } from "./support/invoice.js"

@@ -8,7 +8,7 @@
  *   5. GET /metrics: the btps_* series (histogram buckets left out)
  *   6. everything shuts down
  *
- *   npx tsx examples/metrics.ts
+ *   npm run example examples/metrics.ts
  *
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
  */
@@ -24,9 +24,9 @@ import {
   Middleware,
   Pipeline,
   Server,
-  TestCertificates,
   Trust
 } from "btps-effect"
+import { TestCertificates } from "btps-effect/testing"
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
 import { exchangeLine } from "./support/rawLine.js"

@@ -1,7 +1,8 @@
 // The 15-line server of the README: a JSON trust store, system DNS, a handler that logs each artifact.
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { Delivery, JsonTrustStore, KeyResolver, Middleware, Pipeline, Server, TestCertificates } from "btps-effect"
+import { Delivery, JsonTrustStore, KeyResolver, Middleware, Pipeline, Server } from "btps-effect"
+import { TestCertificates } from "btps-effect/testing"
 
 const tls = Effect.runSync(TestCertificates.generate()) // in production: { cert, key } of your certificate
 

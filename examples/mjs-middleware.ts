@@ -8,7 +8,7 @@
  *   3. it sends a large invoice: logged, held for review by the module (202), not delivered
  *   4. everything shuts down; the module's onServerStop runs last
  *
- *   npx tsx examples/mjs-middleware.ts
+ *   npm run example examples/mjs-middleware.ts
  *
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
  */
@@ -25,9 +25,9 @@ import {
   MiddlewareModule,
   Pipeline,
   Server,
-  TestCertificates,
   Trust
 } from "btps-effect"
+import { TestCertificates } from "btps-effect/testing"
 import { run, say, step } from "./support/story.js"
 import { sampleInvoice } from "./support/invoice.js"
 import { localClient } from "./support/localClient.js"

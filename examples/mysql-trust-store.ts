@@ -1,7 +1,7 @@
 /**
  * A trust store in MySQL or MariaDB: create a trust record, read it back, list, update its status, delete it.
  *
- *   npx tsx examples/mysql-trust-store.ts
+ *   npm run example examples/mysql-trust-store.ts
  *
  * BTPS_MYSQL_URL selects the database (default mysql://root@127.0.0.1:3306/test). The example works in
  * a table of its own and drops it at the end.
@@ -9,7 +9,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { MysqlClient } from "@effect/sql-mysql2"
 import { Console, Effect, Redacted } from "effect"
-import { MysqlTrustStore } from "../src/index.js"
+import * as MysqlTrustStore from "btps-effect/MysqlTrustStore"
 import { dropTables, tour } from "./support/trustStoreTour.js"
 
 const url = process.env.BTPS_MYSQL_URL ?? MysqlTrustStore.DEFAULT_URL

@@ -1,7 +1,7 @@
 /**
  * A trust store in PostgreSQL: create a trust record, read it back, list, update its status, delete it.
  *
- *   npx tsx examples/postgres-trust-store.ts
+ *   npm run example examples/postgres-trust-store.ts
  *
  * BTPS_PG_URL selects the database (default postgres://postgres@127.0.0.1:5432/test). The example works in
  * a table of its own and drops it at the end.
@@ -9,7 +9,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Redacted } from "effect"
-import { PgTrustStore } from "../src/index.js"
+import * as PgTrustStore from "btps-effect/PgTrustStore"
 import { dropTables, tour } from "./support/trustStoreTour.js"
 
 const url = process.env.BTPS_PG_URL ?? PgTrustStore.DEFAULT_URL

@@ -23,10 +23,10 @@ import {
   Middleware,
   Pipeline,
   Server,
-  TestCertificates,
   Trust,
   TrustStore
 } from "btps-effect"
+import { TestCertificates } from "btps-effect/testing"
 import type { Artifact } from "btps-effect"
 import { bold, dim, say, step } from "./support/story.js"
 

@@ -4,8 +4,8 @@
  * tagged with the region). Each region trusts one sender. Every sender delivers an invoice to every
  * region; each region admits its own sender only. Then a status table, stopAll, exit 0.
  *
- *   npx tsx examples/regions.ts                   keys generated for the run
- *   npx tsx examples/regions.ts --keys keys.json  senders' keys from a key file (the vectors' keys.json layout)
+ *   npm run example examples/regions.ts                   keys generated for the run
+ *   npm run example examples/regions.ts --keys keys.json  senders' keys from a key file (the vectors' keys.json layout)
  *
  * Report on stdout, logs (logfmt) on stderr. Exits 1 if a region answers otherwise than expected.
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.

@@ -8,7 +8,7 @@
  *      and only then does the sender get its answer
  *   4. everything shuts down
  *
- *   npx tsx examples/webhook.ts
+ *   npm run example examples/webhook.ts
  *
  * Everything runs in-process on 127.0.0.1: a throw-away certificate, DNS from a static resolver.
  */
@@ -25,10 +25,10 @@ import {
   Middleware,
   Pipeline,
   Server,
-  TestCertificates,
   Trust,
   Webhook
 } from "btps-effect"
+import { TestCertificates } from "btps-effect/testing"
 import type { Artifact } from "btps-effect"
 import { run, say, step } from "./support/story.js"
 import { sampleInvoice } from "./support/invoice.js"

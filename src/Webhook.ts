@@ -20,7 +20,7 @@
  */
 import { HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Data, Duration, Effect, Layer, Metric, Redacted, Schedule, ScheduleDecision, Stream } from "effect"
 import * as NodeCrypto from "node:crypto"
 import type { JsonObject } from "./Artifact.js"

@@ -1,6 +1,10 @@
 /**
  * BTPS (Billing Trust Protocol Secure) on Effect.
  *
+ * The root re-exports every module that needs no database driver. The SQL modules (`btps-effect/SqlTrustStore`,
+ * `btps-effect/PgTrustStore`, `btps-effect/MysqlTrustStore`, `btps-effect/SqlInbox`) and the test helpers
+ * (`btps-effect/testing`) are subpaths only, so importing the root never loads pg or mysql2.
+ *
  * @since 0.1.0
  */
 export * as Artifact from "./Artifact.js"
@@ -12,9 +16,6 @@ export * as Trust from "./Trust.js"
 export * as TrustStore from "./TrustStore.js"
 export * as MemoryTrustStore from "./TrustStore/Memory.js"
 export * as JsonTrustStore from "./TrustStore/Json.js"
-export * as SqlTrustStore from "./TrustStore/Sql.js"
-export * as PgTrustStore from "./TrustStore/Pg.js"
-export * as MysqlTrustStore from "./TrustStore/Mysql.js"
 export * as Middleware from "./Middleware.js"
 export * as Delivery from "./Delivery.js"
 export * as Webhook from "./Webhook.js"
@@ -27,7 +28,6 @@ export * as Logging from "./Logging.js"
 export * as IdentityStore from "./IdentityStore.js"
 export * as Pipeline from "./Pipeline.js"
 export * as Server from "./Server.js"
-export * as TestCertificates from "./TestCertificates.js"
 export * as Tenancy from "./Tenancy.js"
 export * as Registry from "./Registry.js"
 export * as Factory from "./Factory.js"
@@ -35,4 +35,4 @@ export * as Client from "./Client.js"
 export * as FileInbox from "./FileInbox.js"
 export * as ReplayGuard from "./ReplayGuard.js"
 export * as ServerIdentity from "./ServerIdentity.js"
-export * as SqlInbox from "./SqlInbox.js"
+export * as Delegation from "./Delegation.js"

@@ -26,9 +26,15 @@ export interface Running {
   readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
 }
 
-/** Start `node --import tsx <script> ...args` in the repository root. */
+/**
+ * Node flag that resolves `btps-effect` imports (examples) to src/ instead of the build in dist/
+ * (the `@btps-effect/source` condition of package.json's exports).
+ */
+export const sourceCondition = "--conditions=@btps-effect/source"
+
+/** Start `node --import tsx <script> ...args` in the repository root, `btps-effect` resolving to src/. */
 export const runTsx = (script: string, args: ReadonlyArray<string> = [], env: NodeJS.ProcessEnv = {}): Running => {
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+  const child = spawn(process.execPath, [sourceCondition, "--import", "tsx", script, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"]
