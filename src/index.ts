@@ -1,9 +1,11 @@
 /**
  * BTPS (Billing Trust Protocol Secure) on Effect.
  *
- * The root re-exports every module that needs no database driver. The SQL modules (`btps-effect/SqlTrustStore`,
- * `btps-effect/PgTrustStore`, `btps-effect/MysqlTrustStore`, `btps-effect/SqlInbox`) and the test helpers
- * (`btps-effect/testing`) are subpaths only, so importing the root never loads pg or mysql2.
+ * The root re-exports every module that needs no database driver. The SQL modules
+ * (`btps-effect/SqlTrustStore`, `btps-effect/PgTrustStore`, `btps-effect/PgChanges`,
+ * `btps-effect/MysqlTrustStore`, `btps-effect/SqlInbox`) and the test helpers (`btps-effect/testing`) are
+ * subpaths only, so importing the root never loads pg or mysql2. Every module here also has its own
+ * subpath (package.json's exports are generated from this file: `npm run exports`).
  *
  * @since 0.1.0
  */

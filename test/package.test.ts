@@ -93,7 +93,7 @@ const entryPoints = (): ReadonlyArray<string> => {
   }
   return Object.keys(installed.exports).filter((k) => k !== "./package.json").map((k) => k === "." ? manifest.name : `${manifest.name}/${k.slice(2)}`)
 }
-const sqlEntries = new Set(["SqlTrustStore", "PgTrustStore", "MysqlTrustStore", "SqlInbox"].map((m) => `${manifest.name}/${m}`))
+const sqlEntries = new Set(["SqlTrustStore", "PgTrustStore", "PgChanges", "MysqlTrustStore", "SqlInbox"].map((m) => `${manifest.name}/${m}`))
 
 /** The module URLs a plain node process resolves while importing `specifiers` from the app. */
 const modulesLoadedBy = async (specifiers: ReadonlyArray<string>): Promise<ReadonlyArray<string>> => {
@@ -123,7 +123,8 @@ beforeAll(async () => {
   app = path.join(work, "app")
   fs.mkdirSync(app)
   fs.writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "btps-app", private: true, type: "module" }))
-  const tools = ["typescript", "@types/node"].map((name) => `${name}@${locked(name).version}`)
+  // @types/pg: @effect/sql-pg's declarations import pg's types (any PgClient user needs them with skipLibCheck off)
+  const tools = ["typescript", "@types/node", "@types/pg"].map((name) => `${name}@${locked(name).version}`)
   await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball, ...peersAtLockfileVersions(), ...tools], app)
 }, 900_000)
 
