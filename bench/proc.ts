@@ -3,7 +3,7 @@
  * process and all its live descendants (a cluster primary and its workers count as one server).
  * Reading /proc needs nothing from the server, so `btps serve` and the floor are measured the same way.
  */
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100
@@ -55,3 +55,36 @@ export const cpuSeconds = (pid: number): number => family(pid).reduce((sum, p) =
 
 /** Resident bytes of the process and its live descendants. */
 export const rssBytes = (pid: number): number => family(pid).reduce((sum, p) => sum + rssOf(p), 0)
+
+/**
+ * TCP ports the process or its descendants listen on (sockets in state LISTEN in /proc/net/tcp{,6}
+ * whose inode is one of their file descriptors). A quiet server (`--log-level warning`) prints no
+ * listening line, so this is how the bench learns the port it picked.
+ */
+export const listeningPorts = (pid: number): Array<number> => {
+  const inodes = new Set<string>()
+  for (const p of family(pid)) {
+    let fds: Array<string> = []
+    try {
+      fds = readdirSync(`/proc/${p}/fd`)
+    } catch {
+      continue
+    }
+    for (const fd of fds) {
+      try {
+        const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p}/fd/${fd}`))?.[1]
+        if (inode !== undefined) inodes.add(inode)
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  const ports: Array<number> = []
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const row of (read(table) ?? "").split("\n").slice(1)) {
+      const fields = row.trim().split(/\s+/)
+      if (fields[3] === "0A" && inodes.has(fields[9] ?? "")) ports.push(parseInt(fields[1]!.split(":")[1]!, 16))
+    }
+  }
+  return ports
+}

@@ -1,11 +1,13 @@
 /**
  * Starting the servers under test as processes of their own: `btps serve` from the compiled command
- * (never through tsx) and the floor (bench/floor.mjs). Each resolves once it printed its listening line;
- * its stdout (the server's log) is read and discarded, as a log collector would.
+ * (never through tsx) and the floor (bench/floor.mjs). Each resolves once it listens (seen in /proc: a
+ * server at log level warning prints nothing); its stdout (the log) is read and discarded, as a log
+ * collector would.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, readdirSync, statSync } from "node:fs"
 import * as path from "node:path"
+import { family, listeningPorts } from "./proc.js"
 import type { World } from "./traffic.js"
 
 const here = path.dirname(new URL(import.meta.url).pathname)
@@ -43,39 +45,46 @@ export const btpsEntry = (root: string = repoRoot): string => {
   return entry
 }
 
-const launch = (name: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv, listening: RegExp): Promise<Running> =>
+const launch = (name: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<Running> =>
   new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(process.execPath, args, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
     let out = ""
     let err = ""
     let started = false
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+    // its output is kept (for a failure report) only until it listens, then read and dropped
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-      if (started) return
-      out += chunk
-      const match = listening.exec(out)
-      if (match !== null) {
-        started = true
-        out = ""
-        resolve({
-          name,
-          pid: child.pid!,
-          port: Number(match[1]),
-          stop: async (graceMs = 15_000) => {
-            child.kill("SIGTERM")
-            const timer = setTimeout(() => child.kill("SIGKILL"), graceMs)
-            const code = await exited
-            clearTimeout(timer)
-            return code
-          }
-        })
-      }
+      if (!started) out = (out + chunk).slice(-20_000)
     })
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      err += chunk
-      if (err.length > 20_000) err = err.slice(-10_000)
+      err = (err + chunk).slice(-20_000)
     })
+    const deadline = Date.now() + 90_000
+    const poll = setInterval(() => {
+      const port = listeningPorts(child.pid!)[0]
+      if (port === undefined && Date.now() < deadline) return
+      clearInterval(poll)
+      if (port === undefined) {
+        child.kill("SIGKILL")
+        return reject(new Error(`${name} did not listen within 90 s:\n${out}\n${err}`))
+      }
+      started = true
+      out = ""
+      resolve({
+        name,
+        pid: child.pid!,
+        port,
+        stop: async (graceMs = 15_000) => {
+          child.kill("SIGTERM")
+          const timer = setTimeout(() => child.kill("SIGKILL"), graceMs)
+          const code = await exited
+          clearTimeout(timer)
+          return code
+        }
+      })
+    }, 50)
     void exited.then((code) => {
+      clearInterval(poll)
       if (!started) reject(new Error(`${name} exited (${code}) before listening:\n${out}\n${err}`))
       else if (err.trim() !== "") console.error(`${name} stderr: ${err.trim().slice(-2000)}`)
     })
@@ -90,7 +99,18 @@ export interface OursOptions {
 }
 
 /** `btps serve` with the world's certificate, JSON trust store and local DNS server. */
-export const startOurs = (world: World, entry: string, options: OursOptions = { logLevel: "warning" }): Promise<Running> =>
+export const startOurs = async (world: World, entry: string, options: OursOptions = { logLevel: "warning" }): Promise<Running> => {
+  const running = await launchOurs(world, entry, options)
+  // the port is open once the first worker listens: give the others their start-up time too
+  if ((options.workers ?? 1) > 1) {
+    const deadline = Date.now() + 30_000
+    while (family(running.pid).length <= options.workers! && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, 2000))
+  }
+  return running
+}
+
+const launchOurs = (world: World, entry: string, options: OursOptions): Promise<Running> =>
   launch(
     options.workers === undefined || options.workers === 1 ? "ours" : `ours×${options.workers}`,
     [
@@ -110,10 +130,9 @@ export const startOurs = (world: World, entry: string, options: OursOptions = { 
       BTPS_MAX_IN_FLIGHT: "64",
       BTPS_MAX_CONNECTIONS: "20000",
       BTPS_CONNECTION_TIMEOUT_MS: "600000"
-    },
-    /BTPS server listening on [^\s:]+:(\d+)/
+    }
   )
 
 /** The floor: `verify` does the same per-artifact minimum, `handshake` answers every line without work. */
 export const startFloor = (world: World, mode: "verify" | "handshake" = "verify", nodeFlags: ReadonlyArray<string> = []): Promise<Running> =>
-  launch(mode === "verify" ? "floor" : "tls floor", [...nodeFlags, path.join(here, "floor.mjs"), world.floorConfig, mode], {}, /FLOOR listening on [^\s:]+:(\d+)/)
+  launch(mode === "verify" ? "floor" : "tls floor", [...nodeFlags, path.join(here, "floor.mjs"), world.floorConfig, mode], {})
