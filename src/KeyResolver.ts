@@ -429,3 +429,20 @@ export const staticLookup = (records: StaticRecords): TxtLookup => {
  */
 export const layerStatic = (records: StaticRecords, options: CacheOptions = {}): Layer.Layer<KeyResolver> =>
   Layer.scoped(KeyResolver, make({ ...options, lookup: staticLookup(records) }))
+
+/**
+ * The resolver over `records` merged over node:dns: a name in `records` is answered from them, any
+ * other name from DNS (`options.servers`, else the system's). For one machine without a DNS server
+ * (`btps serve --dns-file records.json`), or to pin a few identities.
+ *
+ * @since 0.1.0
+ */
+export const layerOverlay = (records: StaticRecords, options: LayerOptions = {}): Layer.Layer<KeyResolver> =>
+  Layer.scoped(
+    KeyResolver,
+    Effect.flatMap(nodeLookup(options), (dns) => {
+      const names = new Set(Object.keys(records).map(canonicalName))
+      const local = staticLookup(records)
+      return make({ ...options, lookup: (name) => (names.has(canonicalName(name)) ? local(name) : dns(name)) })
+    })
+  )

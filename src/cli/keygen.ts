@@ -44,8 +44,12 @@ const options = {
   force: Options.boolean("force").pipe(Options.withDescription("Replace existing key files."))
 }
 
-/** Writes a new file with `mode`; refuses to replace one unless `force`. */
-const writeNew = (fs: FileSystem.FileSystem, file: string, content: string, mode: number, force: boolean) =>
+/**
+ * Writes a new file with `mode`; refuses to replace one unless `force`.
+ *
+ * @since 0.1.0
+ */
+export const writeNew = (fs: FileSystem.FileSystem, file: string, content: string, mode: number, force: boolean) =>
   Effect.gen(function*() {
     // remove first rather than overwrite: an existing file would keep its (possibly wider) mode
     if (force) yield* fs.remove(file, { force: true })

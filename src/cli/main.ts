@@ -12,7 +12,9 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Effect, Either, Logger, LogLevel, Option } from "effect"
 import * as Logging from "../Logging.js"
 import { packageVersion } from "./version.js"
+import * as cert from "./cert.js"
 import * as dnsRecord from "./dnsRecord.js"
+import * as inbox from "./inbox.js"
 import * as keygen from "./keygen.js"
 import { CliError, configProblems, diagnosticsLogger, reportFailure, withPlainConsole } from "./output.js"
 import * as send from "./send.js"
@@ -43,7 +45,7 @@ export const btps = Command.make("btps").pipe(
       HelpDoc.p("  btps serve --cert cert.pem --key key.pem --trust-file trust.json --inbox inbox")
     ])
   ),
-  Command.withSubcommands([serve.command, send.command, keygen.command, dnsRecord.command, trust.command])
+  Command.withSubcommands([serve.command, send.command, keygen.command, dnsRecord.command, trust.command, cert.command, inbox.command])
 )
 
 /**

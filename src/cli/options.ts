@@ -13,7 +13,8 @@ import * as Identity from "../Identity.js"
 import * as KeyResolver from "../KeyResolver.js"
 import * as JsonTrustStore from "../TrustStore/Json.js"
 import type { TrustStore } from "../TrustStore.js"
-import { CliError } from "./output.js"
+import * as DnsFile from "./dnsFile.js"
+import { CliError, configProblems } from "./output.js"
 
 // --- helpers --------------------------------------------------------------------------------------------
 
@@ -171,33 +172,64 @@ export const trustStoreLayer = (options: StoreOptions): Layer.Layer<TrustStore, 
 // --- DNS ------------------------------------------------------------------------------------------------
 
 /**
- * `--dns-server host[:port]`, repeatable.
+ * Where BTPS records are looked up: DNS servers, and record files answered first.
  *
  * @since 0.1.0
  */
-export const dnsServers: Options.Options<Array<string>> = Options.text("dns-server").pipe(
-  Options.withDescription(
-    "DNS server (host or host:port) for BTPS record lookups; repeat for several. Default: BTPS_DNS_SERVERS (comma-separated), else the system resolvers."
-  ),
-  Options.repeated,
-  // optional only so that usage lines show it in brackets: zero occurrences already parse as []
-  Options.optional,
-  Options.map(Option.getOrElse((): Array<string> => []))
-)
+export interface DnsOptions {
+  readonly servers: ReadonlyArray<string>
+  readonly files: ReadonlyArray<string>
+}
+
+const repeatedText = (name: string, description: string): Options.Options<Array<string>> =>
+  Options.text(name).pipe(
+    Options.withDescription(description),
+    Options.repeated,
+    // optional only so that usage lines show it in brackets: zero occurrences already parse as []
+    Options.optional,
+    Options.map(Option.getOrElse((): Array<string> => []))
+  )
 
 /**
- * The key resolver: `--dns-server` values when given, else `BTPS_DNS_SERVERS`; TTLs and timeouts from
- * the other `KeyResolver.config` variables.
+ * `--dns-server host[:port]` and `--dns-file FILE`, both repeatable.
  *
  * @since 0.1.0
  */
-export const keyResolverLayer = (servers: ReadonlyArray<string>): Layer.Layer<KeyResolver.KeyResolver, CliError> =>
+export const dns: Options.Options<DnsOptions> = Options.all({
+  servers: repeatedText(
+    "dns-server",
+    "DNS server (host or host:port) for BTPS record lookups; repeat for several. Default: BTPS_DNS_SERVERS (comma-separated), else the system resolvers."
+  ),
+  files: repeatedText(
+    "dns-file",
+    "Records file answered before DNS, as 'btps dns-record --format json' prints it (one object, or an array of them); repeat for several. Default: BTPS_DNS_FILES (comma-separated)."
+  )
+})
+
+/**
+ * The key resolver: `--dns-file` records (else `BTPS_DNS_FILES`) over DNS at the `--dns-server` values
+ * (else `BTPS_DNS_SERVERS`); TTLs and timeouts from the other `KeyResolver.config` variables.
+ *
+ * @since 0.1.0
+ */
+export const keyResolverLayer = (options: DnsOptions): Layer.Layer<KeyResolver.KeyResolver, CliError, FileSystem.FileSystem> =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
-      const config = yield* Effect.mapError(KeyResolver.config, (e) => new CliError({ message: `configuration: ${String(e)}`, cause: e }))
-      if (servers.length === 0) return KeyResolver.layer(config)
-      const checked = yield* Effect.mapError(KeyResolver.validateServers(servers), (message) => new CliError({ message: `--dns-server: ${message}` }))
-      return KeyResolver.layer({ ...config, servers: checked })
+      const config = yield* Effect.mapError(KeyResolver.config, (e) => new CliError({ message: configProblems(e), cause: e }))
+      const servers = options.servers.length === 0
+        ? config.servers
+        : yield* Effect.mapError(KeyResolver.validateServers(options.servers), (message) => new CliError({ message: `${message} (--dns-server)` }))
+      const files = options.files.length > 0
+        ? options.files
+        : yield* Config.string("BTPS_DNS_FILES").pipe(
+          Config.withDefault(""),
+          Config.map((text) => text.split(",").map((f) => f.trim()).filter((f) => f !== "")),
+          Effect.orElseSucceed((): ReadonlyArray<string> => [])
+        )
+      const resolverOptions = { ...config, ...(servers === undefined ? {} : { servers }) }
+      if (files.length === 0) return KeyResolver.layer(resolverOptions)
+      const records = yield* DnsFile.readAll(files)
+      return KeyResolver.layerOverlay(records, resolverOptions)
     })
   )
 

@@ -11,7 +11,7 @@ import { Config, Console, Effect, Either, Layer, Option, ParseResult, Schema } f
 import * as Artifact from "../Artifact.js"
 import * as Client from "../Client.js"
 import * as Crypto from "../Crypto.js"
-import { dnsServers, identity, keyResolverLayer, readText, selectorFrom, validated, withEnv } from "./options.js"
+import { dns, identity, keyResolverLayer, readText, selectorFrom, validated, withEnv } from "./options.js"
 import { CliError } from "./output.js"
 
 const options = {
@@ -58,7 +58,7 @@ const options = {
     Options.optional
   ),
   insecure: Options.boolean("insecure").pipe(Options.withDescription("Do not verify the server's certificate (testing only).")),
-  dnsServers,
+  dns,
   json: Options.boolean("json").pipe(Options.withDescription("Print the server's answer as JSON."))
 }
 
@@ -219,7 +219,7 @@ export const command = Command.make("send", options, (opts) =>
       ...Option.match(server, { onNone: () => ({}), onSome: (s) => ({ server: s }) })
     }).pipe(
       Layer.mapError((e) => new CliError({ message: e.message, cause: e })),
-      Layer.provide(keyResolverLayer(opts.dnsServers))
+      Layer.provide(keyResolverLayer(opts.dns))
     )
     if (!Array.isArray(json)) {
       const answer = yield* Client.send(requests[0]!).pipe(Effect.mapError((e) => describe(opts.to, e)), Effect.provide(client))

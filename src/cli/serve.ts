@@ -18,7 +18,7 @@ import * as Middleware from "../Middleware.js"
 import * as MiddlewareModule from "../MiddlewareModule.js"
 import * as Pipeline from "../Pipeline.js"
 import * as Server from "../Server.js"
-import { dnsServers, keyResolverLayer, store, trustStoreLayer, withEnv } from "./options.js"
+import { dns, keyResolverLayer, store, trustStoreLayer, withEnv } from "./options.js"
 import { CliError, diagnosticsLogger } from "./output.js"
 import * as Workers from "./workers.js"
 import * as ServerFlags from "./serverOptions.js"
@@ -28,7 +28,7 @@ import * as ServerFlags from "./serverOptions.js"
 const options = {
   server: ServerFlags.options,
   store,
-  dnsServers,
+  dns,
   middleware: Options.file("middleware").pipe(
     Options.withDescription("Middleware module in the existing SDK's .mjs format. Default: ./btps.middleware.mjs when it exists."),
     withEnv("BTPS_MIDDLEWARE", Config.string("BTPS_MIDDLEWARE")),
@@ -157,7 +157,7 @@ const serve = (opts: Opts) =>
       onNone: () => MiddlewareModule.layerDefault,
       onSome: (path) => MiddlewareModule.layer(path)
     })).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
-    const services = Layer.mergeAll(keyResolverLayer(opts.dnsServers), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
+    const services = Layer.mergeAll(keyResolverLayer(opts.dns), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
     const server = Server.layer(serverOptions.server).pipe(
       Layer.mapError((e) => new CliError({ message: e.message, cause: e })),
       Layer.provide(Pipeline.layer(serverOptions.pipeline)),

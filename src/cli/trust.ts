@@ -11,7 +11,8 @@ import type { BtpsIdentity } from "../Identity.js"
 import { computeTrustId, type TrustRecord, TrustStatus } from "../Trust.js"
 import { TrustStore, type TrustStoreError, type TrustRecordPatch } from "../TrustStore.js"
 import { readPublicKey } from "./dnsRecord.js"
-import { date, identity, store, trustStoreLayer } from "./options.js"
+import * as KeyResolver from "../KeyResolver.js"
+import { date, dns, identity, keyResolverLayer, selectorFrom, store, trustStoreLayer } from "./options.js"
 import { CliError, stdout } from "./output.js"
 
 // --- shared -------------------------------------------------------------------------------------------
@@ -208,6 +209,78 @@ const decide = Command.make(
   )
 )
 
+// --- accept -------------------------------------------------------------------------------------------
+
+const accept = Command.make(
+  "accept",
+  {
+    store,
+    sender,
+    receiver,
+    selector: selectorFrom().pipe(Options.withDescription("The selector of the sender's key to pin (default btps1).")),
+    dns,
+    expiresAt: date("expires-at", "When the trust expires."),
+    privacyType: Options.choice("privacy-type", PrivacyType.literals).pipe(
+      Options.withDescription("Privacy agreed with the sender: encrypted (plain invoices are refused), mixed or unencrypted. Default: the record's, else encrypted."),
+      Options.optional
+    ),
+    decidedBy
+  },
+  (opts) =>
+    Effect.gen(function*() {
+      // the key is fetched first: nothing is written for a sender whose key cannot be found
+      const key = yield* Effect.flatMap(KeyResolver.KeyResolver, (resolver) => resolver.resolvePublicKey(opts.sender, opts.selector)).pipe(
+        Effect.mapError((e) =>
+          new CliError({
+            message: `cannot fetch the key of ${opts.sender} (selector ${opts.selector}) from DNS or --dns-file: ${e.message}`,
+            cause: e
+          })
+        ),
+        Effect.provide(keyResolverLayer(opts.dns))
+      )
+      const trust = yield* TrustStore
+      const id = computeTrustId(opts.sender, opts.receiver)
+      const existing = yield* trust.getById(id).pipe(Effect.mapError(storeFailure))
+      const now = new Date().toISOString()
+      const decision = {
+        status: "accepted" as const,
+        decidedBy: Option.getOrElse(opts.decidedBy, () => opts.receiver),
+        decidedAt: now,
+        publicKeyBase64: key.base64,
+        publicKeyFingerprint: key.fingerprint,
+        ...Option.match(opts.expiresAt, { onNone: () => ({}), onSome: (expiresAt) => ({ expiresAt }) })
+      }
+      const saved = Option.isSome(existing)
+        ? yield* trust.update(id, {
+          ...decision,
+          ...Option.match(opts.privacyType, { onNone: () => ({}), onSome: (privacyType) => ({ privacyType }) })
+        }).pipe(Effect.mapError(describe(opts.sender, opts.receiver)))
+        : yield* trust.create({
+          ...decision,
+          senderId: asIdentity(opts.sender),
+          receiverId: asIdentity(opts.receiver),
+          createdAt: now,
+          keyHistory: [],
+          privacyType: Option.getOrElse(opts.privacyType, () => "encrypted" as const)
+        }).pipe(Effect.mapError(describe(opts.sender, opts.receiver)))
+      yield* Console.log(
+        `${arrow(saved.senderId, saved.receiverId)} is now ${statusColour(saved.status)(saved.status)} (${Option.isSome(existing) ? "updated" : "created"}, privacy ${saved.privacyType})\n` +
+          `  pinned key:  ${saved.publicKeyFingerprint} (selector ${opts.selector})`
+      )
+    }).pipe(Effect.provide(trustStoreLayer(opts.store)))
+).pipe(
+  Command.withDescription(
+    HelpDoc.blocks([
+      HelpDoc.p(
+        "Accept a sender: fetch its published key (DNS, or a --dns-file), pin it in the trust record sender → receiver and set the record to accepted, creating it when there is none (the server does not create one on a trust request)."
+      ),
+      HelpDoc.p("Examples:"),
+      HelpDoc.p("  btps trust accept --trust-file trust.json --sender 'finance$acme.com' --receiver 'billing$vendor.com'"),
+      HelpDoc.p("  btps trust accept --trust-file trust.json --sender 'finance$acme.test' --receiver 'billing$vendor.test' --dns-file acme.dns.json")
+    ])
+  )
+)
+
 // --- remove ---------------------------------------------------------------------------------------------
 
 const remove = Command.make("remove", { store, sender, receiver }, (opts) =>
@@ -238,5 +311,5 @@ export const command = Command.make("trust").pipe(
   Command.withDescription(
     "Manage trust records in a JSON file (--trust-file) or a SQL database (--pg-url, --mysql-url); --entity-name selects the tenant key or table."
   ),
-  Command.withSubcommands([list, add, decide, remove])
+  Command.withSubcommands([list, add, accept, decide, remove])
 )
