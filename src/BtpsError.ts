@@ -257,6 +257,17 @@ export class StaleArtifact extends define(
   "BTPS artifact issuedAt is outside the accepted time window"
 ) {}
 
+/**
+ * The sender already sent a different artifact with this id (ours, from `ReplayGuard`): answering
+ * `success` would acknowledge an artifact that is never delivered.
+ */
+export class DuplicateId extends define(
+  "DuplicateId",
+  "BTP_ERROR_DUPLICATE_ID",
+  409,
+  "BTPS artifact id already used by this sender for a different artifact"
+) {}
+
 /** A dependency (trust store, DNS) failed transiently; the sender should retry later (ours). */
 export class ServiceUnavailable extends define(
   "ServiceUnavailable",
@@ -303,6 +314,7 @@ export type BtpsError =
   | SocketClosed
   | DeliveryFailed
   | StaleArtifact
+  | DuplicateId
   | ServiceUnavailable
   | UnknownError
 
@@ -337,6 +349,7 @@ export const classes = {
   SocketClosed,
   DeliveryFailed,
   StaleArtifact,
+  DuplicateId,
   ServiceUnavailable,
   UnknownError
 } as const

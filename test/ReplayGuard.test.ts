@@ -55,6 +55,24 @@ describe("ReplayGuard", () => {
       expect(yield* Ref.get(ids)).toEqual(["once-1"])
     }))
 
+  it.scopedLive("a different artifact reusing a delivered sender + id is refused as a duplicate id, never acknowledged", () =>
+    Effect.gen(function*() {
+      const { ids, layer } = yield* counting
+      const send = yield* serve(layer)
+      const first = invoice("dup-1", new Date(Date.now() - 1000))
+      const other = invoice("dup-1")
+      expect(first).not.toBe(other)
+      expect((yield* send(first))[0]).toMatchObject({ ok: true })
+      expect((yield* send(other))[0]).toEqual({
+        ok: false,
+        code: 409,
+        message: "BTPS artifact id already used by this sender for a different artifact"
+      })
+      // the first one is still recognised as a redelivery
+      expect((yield* send(first))[0]).toMatchObject({ ok: true, message: "success" })
+      expect(yield* Ref.get(ids)).toEqual(["dup-1"])
+    }))
+
   it.scopedLive("a copy arriving while the first is being delivered is told to retry; then it gets its answer", () =>
     Effect.gen(function*() {
       const entered = yield* Deferred.make<void>()
@@ -111,8 +129,9 @@ describe("ReplayGuard", () => {
   it.live("memory is bounded by maxEntries", () =>
     Effect.gen(function*() {
       const [check, remember] = yield* ReplayGuard.middleware({ maxEntries: 3 })
-      const decoded = (id: string) =>
-        ({ kind: "transporter", artifact: { id, from: "a$b.test", issuedAt: new Date().toISOString() }, raw: {} }) as never
+      // one issuedAt for all: the same id is the same artifact
+      const issuedAt = new Date().toISOString()
+      const decoded = (id: string) => ({ kind: "transporter", artifact: { id, from: "a$b.test", issuedAt }, raw: {} }) as never
       const run = (id: string) =>
         Effect.gen(function*() {
           const ctx = { remoteAddress: "x", receivedAt: new Date(), line: "", lineNumber: 1, state: new Map(), decoded: decoded(id) }
@@ -145,15 +164,17 @@ describe("ReplayGuard as a state machine (property)", () => {
   it.effect.prop("any sequence of arrivals, deliveries, failures and time behaves like the model", [fc.array(op, { maxLength: 40 })], ([ops]) =>
     Effect.gen(function*() {
       const [check, remember, release] = yield* ReplayGuard.middleware({ maxAgeMs, maxSkewMs })
-      // the model: delivered ids with the time they are forgotten, ids in flight
-      const delivered = new Map<number, number>()
-      const inFlight = new Set<number>()
-      const pending: Array<{ readonly id: number; readonly ctx: Middleware.RequestContext }> = []
+      // the model: delivered ids with the time they are forgotten and their content (issuedAt), ids in
+      // flight with theirs
+      const delivered = new Map<number, { until: number; content: string }>()
+      const inFlight = new Map<number, string>()
+      const pending: Array<{ readonly id: number; readonly ctx: Middleware.RequestContext; readonly content: string }> = []
       for (const o of ops) {
         const now = yield* Clock.currentTimeMillis
         if (o._tag === "advance") {
           yield* TestClock.adjust(`${o.ms} millis`)
         } else if (o._tag === "arrive") {
+          const issuedAt = new Date(now - o.ageMs).toISOString()
           const ctx: Middleware.RequestContext = {
             remoteAddress: "x",
             receivedAt: new Date(now),
@@ -162,25 +183,35 @@ describe("ReplayGuard as a state machine (property)", () => {
             state: new Map(),
             decoded: {
               kind: "transporter",
-              artifact: { id: `id-${o.id}`, from: "a$b.test", issuedAt: new Date(now - o.ageMs).toISOString() },
+              artifact: { id: `id-${o.id}`, from: "a$b.test", issuedAt },
               raw: {}
             } as unknown as Middleware.RequestContext["decoded"] & object
           }
           const got = yield* Effect.either(check!.handle(ctx))
           const stale = o.ageMs > maxAgeMs || o.ageMs < -maxSkewMs
-          const remembered = (delivered.get(o.id) ?? -Infinity) > now
-          const expected = stale ? "StaleArtifact" : remembered ? "Respond" : inFlight.has(o.id) ? "ServiceUnavailable" : "Continue"
+          const known = delivered.get(o.id)
+          const remembered = known !== undefined && known.until > now
+          const seen = remembered ? known.content : inFlight.get(o.id)
+          const expected = stale
+            ? "StaleArtifact"
+            : seen !== undefined && seen !== issuedAt
+            ? "DuplicateId"
+            : remembered
+            ? "Respond"
+            : inFlight.has(o.id)
+            ? "ServiceUnavailable"
+            : "Continue"
           expect(Either.isLeft(got) ? got.left._tag : got.right._tag).toBe(expected)
           if (expected === "Continue") {
-            inFlight.add(o.id)
-            pending.push({ id: o.id, ctx })
+            inFlight.set(o.id, issuedAt)
+            pending.push({ id: o.id, ctx, content: issuedAt })
           }
         } else if (pending.length > 0) {
-          const { ctx, id } = pending.splice(o.pick % pending.length, 1)[0]!
+          const { content, ctx, id } = pending.splice(o.pick % pending.length, 1)[0]!
           inFlight.delete(id)
           if (o._tag === "deliver") {
             yield* remember!.handle(ctx)
-            delivered.set(id, now + maxAgeMs)
+            delivered.set(id, { until: now + maxAgeMs, content })
           } else {
             yield* release!.handle({ ...ctx, error: new BtpsError.DeliveryFailed() })
           }
