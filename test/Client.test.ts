@@ -28,6 +28,13 @@ const invoiceDoc = Schema.decodeUnknownSync(Artifact.InvoiceDocument)(V.invoiceA
 /** Fast retries for tests: a wrongful retry shows up within milliseconds. */
 const fastRetry = (times: number) => Schedule.spaced("20 millis").pipe(Schedule.intersect(Schedule.recurs(times)))
 
+/**
+ * A quiet period for "no wrongful retry arrives": the only sleeps left in this file. Waiting for the
+ * absence of an event has no event to wait for; a window this size can let a bug pass, never fail a
+ * correct client (retries here are 20 ms apart).
+ */
+const noRetryWindow = Effect.sleep("200 millis")
+
 /** Our server (the vectors' environment) with `delivery` and trust `records`, in the test's scope. */
 const startServer = <E>(
   delivery: Layer.Layer<Delivery.Delivery, E>,
@@ -240,12 +247,14 @@ describe("pooling and pipelining", () => {
       const responses = yield* Effect.forEach(ids, (id) => client.send(invoiceTo(id)), { concurrency: "unbounded" })
       expect(responses.map((r) => r.reqId)).toEqual(ids)
       expect(new Set(responses.map((r) => r.id)).size).toBe(50)
-      // nothing arrives late either (the existing client re-sends pending artifacts)
-      yield* Effect.sleep("200 millis")
+      expect(yield* client.connections).toBeLessThanOrEqual(2)
+      // nothing arrives late either (the existing client re-sends pending artifacts): once the client is
+      // closed and the server saw its connections go, nothing more can come
+      yield* client.close
+      yield* eventually("the client's connections are gone", Effect.map(server.connections, (n) => n === 0))
       const delivered = yield* idsOf(inbox)
       expect(delivered).toHaveLength(50)
       expect([...delivered].sort()).toEqual([...ids].sort())
-      expect(yield* client.connections).toBeLessThanOrEqual(2)
     }))
 
   it.scopedLive("sends are pipelined on one connection: later ones finish first and answers still match", () =>
@@ -316,7 +325,7 @@ describe("pooling and pipelining", () => {
         expect(error).toBeInstanceOf(Client.DeliveryUnknown)
         expect(error).toMatchObject({ reqId: ids[i], reason: "connection-lost" })
       }
-      yield* Effect.sleep("150 millis")
+      yield* noRetryWindow
       expect(server.lines.map(Scripted.idOf).sort()).toEqual(ids)
       const after = yield* client.send(invoiceTo("after"))
       expect(after.reqId).toBe("after")
@@ -473,7 +482,7 @@ describe("retries", () => {
       expect(server.lines[1]).toBe(server.lines[0])
       const denied = yield* Effect.flip(client.send(invoiceTo("denied")))
       expect(denied).toMatchObject({ _tag: "Rejected", code: 400, reqId: "denied" })
-      yield* Effect.sleep("100 millis")
+      yield* noRetryWindow
       expect(server.lines.filter((l) => Scripted.idOf(l) === "denied")).toHaveLength(1)
     }))
 
@@ -486,8 +495,9 @@ describe("retries", () => {
       const error = yield* Effect.flip(client.send(invoiceTo("slow")))
       expect(error).toBeInstanceOf(Client.DeliveryUnknown)
       expect(error).toMatchObject({ reqId: "slow", reason: "timeout", cause: { _tag: "Timeout" } })
-      // time for any wrongful retry to reach the server
-      yield* Effect.sleep("400 millis")
+      // the line was written: the server gets to it (maybe after the client gave up), once
+      yield* eventually("the server received the line", Effect.map(Ref.get(calls), (n) => n > 0))
+      yield* noRetryWindow
       expect(yield* Ref.get(calls)).toBe(1)
     }))
 
