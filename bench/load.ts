@@ -83,7 +83,10 @@ class Window {
   private cpu1 = 0
   constructor(readonly pid: number) {}
 
+  private warmupAnswers = 0
+
   record(line: string, latency: number) {
+    if (this.phase === "warmup") this.warmupAnswers++
     if (this.phase !== "measure") return
     if (line.includes(OK)) {
       this.answers++
@@ -94,13 +97,21 @@ class Window {
     }
   }
 
-  /** Warm up for `warmupMs`, measure for `durationMs`, then stop (drain). */
-  async run(warmupMs: number, durationMs: number) {
+  /**
+   * Warm up for `warmupMs` and until `minAnswers` answers came (a deep pipeline on a slow or cold server
+   * needs that long to reach its steady state), measure for `durationMs` and until `minAnswers` more
+   * came (each bounded: 20 s, 4 × durationMs), then stop (drain).
+   */
+  async run(warmupMs: number, durationMs: number, minAnswers = 0) {
+    const warm = performance.now() + 20_000
     await sleep(warmupMs)
+    while (this.warmupAnswers < minAnswers && performance.now() < warm) await sleep(10)
     this.cpu0 = cpuSeconds(this.pid)
     this.t0 = performance.now()
     this.phase = "measure"
     await sleep(durationMs)
+    const end = this.t0 + 4 * durationMs
+    while (this.answers + this.failures < minAnswers && performance.now() < end) await sleep(10)
     this.phase = "drain"
     this.t1 = performance.now()
     this.cpu1 = cpuSeconds(this.pid)
@@ -188,7 +199,7 @@ export const closedLoop = async (
     socket.on("error", () => {})
     pump()
   }
-  await window.run(options.warmupMs, options.durationMs)
+  await window.run(options.warmupMs, options.durationMs, 2 * options.connections * options.inFlight)
   await until(() => outstanding === 0, 30_000)
   for (const socket of sockets) socket.destroy()
   return window.result()
@@ -241,7 +252,7 @@ export const perConnection = async (
     }
   }
   const lanes = Array.from({ length: options.parallel }, lane)
-  await window.run(options.warmupMs, options.durationMs)
+  await window.run(options.warmupMs, options.durationMs, 2 * options.parallel)
   await until(() => active === 0, 30_000)
   await Promise.race([Promise.all(lanes), sleep(1000)])
   return { ...window.result(), resumed, connectErrors }
