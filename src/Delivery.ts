@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, PubSub, Queue, type Scope, Stream } from "effect"
+import { Context, Effect, Either, Layer, PubSub, Queue, type Scope, Stream } from "effect"
 import type { JsonObject, TransporterArtifact } from "./Artifact.js"
 import { DeliveryFailed } from "./BtpsError.js"
 import type { PublicKey } from "./Crypto.js"
@@ -72,7 +72,7 @@ export const onMessage = <E, R>(
  *
  * @since 0.1.0
  */
-export const layerDiscard: Layer.Layer<Delivery> = Layer.succeed(Delivery, { deliver: () => Effect.void })
+export const layerDiscard: Layer.Layer<Delivery> = Layer.succeed(Delivery, { deliver: () => Either.void })
 
 /**
  * The stream of verified artifacts published by {@link layerPubSub}.
@@ -133,4 +133,7 @@ export const all = (...deliveries: ReadonlyArray<DeliveryShape>): DeliveryShape 
  * @since 0.1.0
  */
 export const layerQueue = (queue: Queue.Enqueue<IncomingArtifact>): Layer.Layer<Delivery> =>
-  Layer.succeed(Delivery, { deliver: (incoming) => Effect.asVoid(Queue.offer(queue, incoming)) })
+  Layer.succeed(Delivery, {
+    // an unbounded or roomy queue takes it at once (answered without a fiber); a full one waits
+    deliver: (incoming) => (queue.unsafeOffer(incoming) ? Either.void : Effect.asVoid(Queue.offer(queue, incoming)))
+  })

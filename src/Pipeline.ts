@@ -8,12 +8,14 @@
  *
  * @since 0.1.0
  */
-import { Cause, type Config, Context, Data, Effect, FiberRef, Layer, LogLevel, Metric, Option, Schema } from "effect"
-import { Agents } from "./Agents.js"
+import { Cause, type Config, Context, Data, Effect, Either, FiberRef, Layer, LogLevel, Metric, Option, Schema } from "effect"
+import * as AccessLog from "./AccessLog.js"
+import { Agents, type StepRunner } from "./Agents.js"
 import * as Artifact from "./Artifact.js"
 import * as BtpsError from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
 import * as Delegation from "./Delegation.js"
+import * as MaybeSync from "./internal/maybeSync.js"
 import * as SchemaConfig from "./internal/schemaConfig.js"
 import { Delivery } from "./Delivery.js"
 import { IdentityStore } from "./IdentityStore.js"
@@ -103,9 +105,8 @@ class Answered extends Data.TaggedClass("Answered")<{ readonly response: Artifac
 /** Span options: a stack trace per span costs more than the rest of the span. */
 const noStack = { captureStackTrace: false } as const
 
-/** Run a debug log only when debug logging is on (building its annotations is not free). */
-const whenDebug = (log: Effect.Effect<void>): Effect.Effect<void> =>
-  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (min) => (LogLevel.lessThanEqual(min, LogLevel.Debug) ? log : Effect.void))
+/** The tracer an application has when it installed none: spans built for it are never exported. */
+const builtInTracer = Effect.runSync(Effect.tracer)
 
 /** The `id` of a line that may not even be JSON (for answers to lines the pipeline never decoded). */
 const idOfLine = (line: string): string | undefined => {
@@ -119,11 +120,23 @@ const idOfLine = (line: string): string | undefined => {
 const kindOf = (decoded: Artifact.Decoded | undefined): string =>
   decoded === undefined ? "invalid" : decoded.kind === "transporter" ? decoded.artifact.type : decoded.kind
 
+type Failure = BtpsError.BtpsError | Answered
+
+const done: MaybeSync.MaybeSync<void> = Either.void
+
 /**
  * Build the pipeline from the services it uses: the key resolver, trust store, delivery and middleware
- * chain are required (`Middleware.none` for no middleware); the identity store, tenants and server
- * identity are `Context.Reference`s whose defaults host no identity, have one trust store and leave
- * data responses unsigned.
+ * chain are required (`Middleware.none` for no middleware); the identity store, tenants, server
+ * identity, delegation policy and access log are `Context.Reference`s whose defaults host no identity,
+ * have one trust store, leave data responses unsigned, accept what the existing SDK accepts and log
+ * nothing per artifact.
+ *
+ * Cost: every step is written so that when the services answer from memory (a cached key, an in-memory
+ * trust record, an in-memory delivery) and no middleware runs at that step, the line is processed by
+ * plain function calls and `process` returns an `Either` (which is an Effect): no fiber, no run loop.
+ * The first step that must wait (a DNS lookup, a database, a webhook, middleware) turns the rest into
+ * an ordinary Effect (`internal/maybeSync.ts`). With a tracer installed, `traceSteps`, or debug logging,
+ * every line takes the Effect path so spans and debug logs are built.
  *
  * @since 0.1.0
  */
@@ -140,13 +153,17 @@ export const make = (
     const tenants = yield* Tenants
     const server = yield* ServerIdentity
     const delegationPolicy = yield* Delegation.DelegationPolicy
+    const accessLog = yield* AccessLog.AccessLog
     const agents = yield* Agents
     const decodeOptions = { maxDepth: options.maxJsonDepth }
+    const traceSteps = options.traceSteps
+    const tracing = traceSteps || (yield* Effect.tracer) !== builtInTracer
+    const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
 
     /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
-    const gate = (phase: Middleware.Phase, step: Middleware.Step, ctx: Middleware.RequestContext) => {
+    const gate = (phase: Middleware.Phase, step: Middleware.Step, ctx: Middleware.RequestContext): MaybeSync.MaybeSync<void, Failure> => {
       const group = chain.at(phase, step)
-      if (group.length === 0) return Effect.void
+      if (group.length === 0) return done
       return Effect.flatMap(Middleware.run(group, ctx), (decision) =>
         decision._tag === "Respond" ? Effect.fail(new Answered({ response: decision.response, close: decision.close })) : Effect.void)
     }
@@ -154,7 +171,6 @@ export const make = (
     // tagged metrics built once, not per artifact
     const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepDuration.pipe(Metric.tagged("step", name))]))
     const getByIdTimer = Metrics.trustStoreDuration.pipe(Metric.tagged("operation", "getById"))
-    const traceSteps = options.traceSteps
     // artifactsTotal by (kind, outcome), tagged once per pair instead of per artifact
     const answerCounters = new Map<string, Metric.Metric.Counter<number>>()
     const countAnswer = (kind: string, outcome: string): void => {
@@ -167,71 +183,83 @@ export const make = (
       counter.unsafeUpdate(1, [])
     }
 
+    /** Time a body in a seconds histogram, synchronously when it is done at once. */
+    const timed = <A, E>(histogram: Metric.Metric.Histogram<number>, body: () => MaybeSync.MaybeSync<A, E>): MaybeSync.MaybeSync<A, E> => {
+      const start = performance.now()
+      const record = () => histogram.unsafeUpdate((performance.now() - start) / 1000, [])
+      const result = body()
+      if (MaybeSync.isDone(result)) {
+        record()
+        return result
+      }
+      return Effect.onExit(result, () => Effect.sync(record))
+    }
+
     /** One step: its middleware around its body, timed (and traced when asked). */
     const step = <E>(
       name: Middleware.Step,
       ctx: Middleware.RequestContext,
-      body: Effect.Effect<Middleware.RequestContext, E>
-    ): Effect.Effect<Middleware.RequestContext, E | BtpsError.BtpsError | Answered> => {
-      const timed = body.pipe(Metrics.timed(stepTimers.get(name)!))
-      return gate("before", name, ctx).pipe(
-        Effect.zipRight(traceSteps ? Effect.withSpan(timed, `btps.pipeline.${name}`, noStack) : timed),
-        Effect.tap((next) => gate("after", name, next))
-      )
-    }
+      body: () => MaybeSync.MaybeSync<Middleware.RequestContext, E>
+    ): MaybeSync.MaybeSync<Middleware.RequestContext, E | Failure> =>
+      MaybeSync.andThen(gate("before", name, ctx), () => {
+        const run = timed(stepTimers.get(name)!, body)
+        const traced = traceSteps ? Effect.withSpan(run, `btps.pipeline.${name}`, noStack) : run
+        return MaybeSync.andThen(traced, (next) => MaybeSync.map(gate("after", name, next), () => next))
+      })
 
-    const trustCall = <A>(operation: string, effect: Effect.Effect<A, unknown>) =>
-      effect.pipe(
-        Metrics.timed(getByIdTimer),
-        Effect.mapError((cause) => new BtpsError.ServiceUnavailable({ detail: `trust store ${operation} failed`, cause }))
+    /** {@link step} for callers written with Effects (agent handlers). */
+    const effectStep: StepRunner<Failure> = (name, ctx, body) => MaybeSync.toEffect(step(name, ctx, () => body))
+
+    const trustCall = <A>(operation: string, call: () => MaybeSync.MaybeSync<A, unknown>) =>
+      MaybeSync.orElse(
+        timed(getByIdTimer, call),
+        (cause) => Either.left(new BtpsError.ServiceUnavailable({ detail: `trust store ${operation} failed`, cause }))
       )
 
     /** The trust store judging artifacts addressed to `to`: its tenant's, or the one store. */
-    const storeFor = (to: string): Effect.Effect<TrustStoreShape, BtpsError.TrustNotAllowed> =>
+    const storeFor = (to: string): Either.Either<TrustStoreShape, BtpsError.TrustNotAllowed> =>
       Option.isNone(tenants)
-        ? Effect.succeed(trust)
+        ? Either.right(trust)
         : Option.match(tenants.value.forIdentity(to), {
-          onNone: () => Effect.fail(new BtpsError.TrustNotAllowed({ reason: "unknown-receiver", detail: `no tenant receives for ${to}` })),
-          onSome: (tenant) => Effect.succeed(tenant.store)
+          onNone: () => Either.left(new BtpsError.TrustNotAllowed({ reason: "unknown-receiver", detail: `no tenant receives for ${to}` })),
+          onSome: (tenant) => Either.right(tenant.store)
         })
 
-    const transporter = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded & { readonly kind: "transporter" }) =>
-      Effect.gen(function*() {
-        const a = decoded.artifact
-        const verified = yield* step(
-          "signatureVerification",
-          ctx,
-          // the `from` key, or for a delegated artifact the agent key its verified delegation names
-          Effect.map(
-            Delegation.verifySender(decoded.raw, a, keys.resolvePublicKey, delegationPolicy, ctx.receivedAt),
-            (senderKey): Middleware.RequestContext => ({ ...ctx, senderKey })
-          )
-        )
-        const trusted = yield* step(
-          "trustVerification",
-          verified,
-          Effect.flatMap(storeFor(a.to), (store) => trustCall("getById", store.getById(Trust.recordIdFor(a)))).pipe(Effect.flatMap((record) => {
-            const found = Option.getOrUndefined(record)
-            return Effect.as(Trust.admit(a, found, new Date()), found === undefined ? verified : { ...verified, trustRecord: found })
-          }))
-        )
-        yield* step(
-          "onArtifact",
-          trusted,
-          Effect.as(
+    /** The key that must verify the artifact: `from`'s, or for a delegated artifact the agent key its verified delegation names. */
+    const senderKey = (raw: Artifact.JsonObject, a: Artifact.TransporterArtifact, now: Date): MaybeSync.MaybeSync<Crypto.PublicKey, BtpsError.BtpsError> =>
+      a.delegation === undefined
+        ? MaybeSync.andThen(keys.resolvePublicKey(a.from, a.selector), (key) => MaybeSync.map(Crypto.verify(raw, key), () => key))
+        : Delegation.verifySender(raw, a, keys.resolvePublicKey, delegationPolicy, now)
+
+    const transporter = (
+      ctx: Middleware.RequestContext,
+      decoded: Artifact.Decoded & { readonly kind: "transporter" }
+    ): MaybeSync.MaybeSync<Outcome, Failure> => {
+      const a = decoded.artifact
+      const verified = step("signatureVerification", ctx, () =>
+        MaybeSync.map(senderKey(decoded.raw, a, ctx.receivedAt), (key): Middleware.RequestContext => ({ ...ctx, senderKey: key })))
+      const trusted = MaybeSync.andThen(verified, (v) =>
+        step("trustVerification", v, () =>
+          MaybeSync.andThen(storeFor(a.to), (store) =>
+            MaybeSync.andThen(trustCall("getById", () => store.getById(Trust.recordIdFor(a))), (record) => {
+              const found = Option.getOrUndefined(record)
+              return MaybeSync.map(Trust.admit(a, found, ctx.receivedAt), () => (found === undefined ? v : { ...v, trustRecord: found }))
+            }))))
+      const delivered = MaybeSync.andThen(trusted, (t) =>
+        step("onArtifact", t, () =>
+          MaybeSync.map(
             delivery.deliver({
               artifact: a,
               raw: decoded.raw,
               remoteAddress: ctx.remoteAddress,
               receivedAt: ctx.receivedAt,
-              senderKey: trusted.senderKey!,
-              ...(trusted.trustRecord === undefined ? {} : { trustRecord: trusted.trustRecord })
+              senderKey: t.senderKey!,
+              ...(t.trustRecord === undefined ? {} : { trustRecord: t.trustRecord })
             }),
-            trusted
-          )
-        )
-        return { response: Artifact.success({ reqId: a.id }), close: false }
-      })
+            () => t
+          )))
+      return MaybeSync.map(delivered, () => ({ response: Artifact.success({ reqId: a.id }), close: false }))
+    }
 
     const lookup = (a: Artifact.IdentityLookupArtifact) =>
       Effect.gen(function*() {
@@ -248,10 +276,10 @@ export const make = (
         return { response: Crypto.sign(unsigned, signer), close: false }
       })
 
-    const route = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded) => {
+    const route = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded): MaybeSync.MaybeSync<Outcome, Failure> => {
       switch (decoded.kind) {
         case "control":
-          return Effect.succeed(
+          return Either.right(
             decoded.artifact.action === "QUIT"
               ? { response: Artifact.success({ reqId: decoded.artifact.id, message: "bye" }), close: true }
               : { response: Artifact.success({ reqId: decoded.artifact.id, message: "pong" }), close: false }
@@ -260,80 +288,112 @@ export const make = (
           return lookup(decoded.artifact)
         case "agent":
           // agent support is optional: the default Agents reference answers Invalid action
-          return agents.handle<BtpsError.BtpsError | Answered>(decoded, ctx, step)
+          return agents.handle<Failure>(decoded, ctx, effectStep)
         case "transporter":
           return transporter(ctx, decoded)
       }
     }
 
     /** The one place where failures become responses (after `onError` middleware had its say). */
-    const answerError = (ctx: Middleware.RequestContext, error: BtpsError.BtpsError): Effect.Effect<Outcome> => {
+    const answerError = (ctx: Middleware.RequestContext, error: BtpsError.BtpsError): MaybeSync.MaybeSync<Outcome> => {
       const withError: Middleware.RequestContext = { ...ctx, error }
       const fallback: Outcome = { response: BtpsError.toResponse(error, { reqId: ctx.reqId }), close: false }
-      const hooks = gate("before", "onError", withError).pipe(Effect.zipRight(gate("after", "onError", withError)))
-      return hooks.pipe(
-        Effect.as(fallback),
-        Effect.catchAll((e) =>
-          e._tag === "Answered"
-            ? Effect.succeed({ response: e.response, close: e.close })
-            : Effect.as(Effect.logWarning("onError middleware failed", e), fallback)
-        )
+      const hooks = MaybeSync.andThen(gate("before", "onError", withError), () => gate("after", "onError", withError))
+      return MaybeSync.orElse(MaybeSync.map(hooks, () => fallback), (e) =>
+        e._tag === "Answered"
+          ? Either.right({ response: e.response, close: e.close })
+          : Effect.as(Effect.logWarning("onError middleware failed", e), fallback))
+    }
+
+    /** A request's context as it advances (the error path needs the latest one). */
+    interface Progress {
+      ctx: Middleware.RequestContext
+    }
+
+    const run = (progress: Progress, line: string): MaybeSync.MaybeSync<Outcome, Failure> => {
+      const parsed = step("parsing", progress.ctx, () =>
+        MaybeSync.map(Artifact.decodeLine(line, decodeOptions), (decoded) => ({ ...progress.ctx, decoded, reqId: decoded.artifact.id })))
+      return MaybeSync.andThen(parsed, (ctx) => {
+        progress.ctx = ctx
+        const routed = route(ctx, ctx.decoded!)
+        return MaybeSync.isDone(routed) ? routed : Effect.annotateLogs(routed, Logging.requestAnnotations(ctx))
+      })
+    }
+
+    /** Failures answered: an Answered middleware response as is, errors through {@link answerError}. */
+    const settle = (progress: Progress, result: MaybeSync.MaybeSync<Outcome, Failure>): MaybeSync.MaybeSync<Outcome> =>
+      MaybeSync.orElse(result, (e) => {
+        if (e._tag === "Answered") return Either.right({ response: e.response, close: e.close })
+        progress.ctx = { ...progress.ctx, error: e }
+        return answerError(progress.ctx, e)
+      })
+
+    /** A defect (a bug) is logged with its cause and answered `Unknown error`; it never stops the server. */
+    const defect = (progress: Progress, cause: Cause.Cause<never>): Effect.Effect<Outcome> =>
+      Effect.logError("defect while processing an artifact", cause).pipe(
+        Effect.annotateLogs(Logging.requestAnnotations(progress.ctx)),
+        Effect.zipRight(Effect.suspend(() => {
+          const error = new BtpsError.UnknownError({ detail: Cause.pretty(cause) })
+          progress.ctx = { ...progress.ctx, error }
+          return answerError(progress.ctx, error)
+        }))
       )
+
+    /** Count the answer and write its access log entry. */
+    const report = (ctx: Middleware.RequestContext, outcome: Outcome): void => {
+      const status = outcome.response.status
+      const reason = status.ok ? undefined : (ctx.error?._tag ?? "answered")
+      const kind = kindOf(ctx.decoded)
+      countAnswer(kind, reason ?? "ok")
+      const artifact = ctx.decoded?.artifact
+      accessLog.record({
+        outcome: !status.ok ? "refused" : ctx.decoded?.kind === "transporter" ? "accepted" : "answered",
+        reason,
+        code: status.code,
+        kind,
+        reqId: ctx.reqId,
+        from: artifact !== undefined && "from" in artifact ? artifact.from : undefined,
+        to: artifact !== undefined && "to" in artifact ? artifact.to : undefined,
+        remoteAddress: ctx.remoteAddress
+      })
+    }
+
+    const debugLog = (ctx: Middleware.RequestContext, outcome: Outcome): Effect.Effect<void> => {
+      const status = outcome.response.status
+      const outcomeTag = status.ok ? "ok" : (ctx.error?._tag ?? "answered")
+      return Effect.logDebug("answered").pipe(
+        Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
+        Effect.annotateLogs(Logging.requestAnnotations(ctx))
+      )
+    }
+
+    /** The Effect path, for a line whose steps could not all be done at once (or when tracing/debugging). */
+    const asEffect = (progress: Progress, result: MaybeSync.MaybeSync<Outcome>, lineNumber: number): Effect.Effect<Outcome> => {
+      const answered = Effect.catchAllCause(result, (cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : defect(progress, cause))).pipe(
+        Effect.tap((outcome) => {
+          report(progress.ctx, outcome)
+          return debug ? debugLog(progress.ctx, outcome) : Effect.void
+        })
+      )
+      return tracing ? Effect.withSpan(answered, "btps.pipeline", { attributes: { line: lineNumber }, captureStackTrace: false }) : answered
     }
 
     const process = (line: string, info: LineInfo): Effect.Effect<Outcome> => {
-      let ctx: Middleware.RequestContext = {
-        remoteAddress: info.remoteAddress,
-        receivedAt: new Date(),
-        line,
-        lineNumber: info.lineNumber,
-        state: new Map()
+      const progress: Progress = {
+        ctx: { remoteAddress: info.remoteAddress, receivedAt: new Date(), line, lineNumber: info.lineNumber, state: new Map() }
       }
-      const program = Effect.gen(function*() {
-        ctx = yield* step(
-          "parsing",
-          ctx,
-          Effect.map(Artifact.decodeLine(line, decodeOptions), (decoded) => ({ ...ctx, decoded, reqId: decoded.artifact.id }))
-        )
-        const decoded = ctx.decoded!
-        return yield* route(ctx, decoded).pipe(Effect.annotateLogs(Logging.requestAnnotations(ctx)))
-      })
-      return program.pipe(
-        Effect.catchAll((e): Effect.Effect<Outcome> => {
-          if (e._tag === "Answered") return Effect.succeed({ response: e.response, close: e.close })
-          ctx = { ...ctx, error: e }
-          return answerError(ctx, e)
-        }),
-        Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause)
-            ? Effect.failCause(cause)
-            : Effect.logError("defect while processing an artifact", cause).pipe(
-              Effect.annotateLogs(Logging.requestAnnotations(ctx)),
-              Effect.zipRight(Effect.suspend(() => {
-                const error = new BtpsError.UnknownError({ detail: Cause.pretty(cause) })
-                ctx = { ...ctx, error }
-                return answerError(ctx, error)
-              }))
-            )
-        ),
-        Effect.tap((outcome) => report(ctx, outcome)),
-        Effect.withSpan("btps.pipeline", { attributes: { line: info.lineNumber }, captureStackTrace: false })
-      )
+      if (tracing || debug) return asEffect(progress, Effect.suspend(() => settle(progress, run(progress, line))), info.lineNumber)
+      let result: MaybeSync.MaybeSync<Outcome>
+      try {
+        result = settle(progress, run(progress, line))
+      } catch (thrown) {
+        return asEffect(progress, Effect.die(thrown), info.lineNumber)
+      }
+      if (!MaybeSync.isDone(result)) return asEffect(progress, result, info.lineNumber)
+      // done at once: an Either is an Effect, and the server checks for one to answer without a fiber
+      report(progress.ctx, Either.getOrThrow(result))
+      return result
     }
-
-    /** Count the answer (and log it at debug level). */
-    const report = (ctx: Middleware.RequestContext, outcome: Outcome): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const status = outcome.response.status
-        const outcomeTag = status.ok ? "ok" : (ctx.error?._tag ?? "answered")
-        countAnswer(kindOf(ctx.decoded), outcomeTag)
-        return whenDebug(
-          Effect.logDebug("answered").pipe(
-            Effect.annotateLogs({ code: String(status.code), outcome: outcomeTag, ...(ctx.error?.detail === undefined ? {} : { detail: ctx.error.detail }) }),
-            Effect.annotateLogs(Logging.requestAnnotations(ctx))
-          )
-        )
-      })
 
     const refuse = (error: BtpsError.BtpsError, info: RefusalInfo): Effect.Effect<Outcome> =>
       Effect.suspend(() => {
@@ -347,10 +407,11 @@ export const make = (
           error,
           ...(reqId === undefined ? {} : { reqId })
         }
-        return answerError(ctx, error).pipe(
-          Effect.map((outcome) => (info.close && !outcome.close ? { ...outcome, close: true } : outcome)),
-          Effect.tap((outcome) => report(ctx, outcome))
-        )
+        return Effect.map(answerError(ctx, error), (outcome) => {
+          const answered = info.close && !outcome.close ? { ...outcome, close: true } : outcome
+          report(ctx, answered)
+          return answered
+        })
       })
 
     return { process, refuse }
