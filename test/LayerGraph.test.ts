@@ -114,7 +114,7 @@ describe("failures found by the connection", () => {
       const layer = Fixture.layerWith(Delivery.layerDiscard, { maxLineBytes: 1024 }, Middleware.layer(Middleware.add(onError)))
       const server = Context.get(yield* Layer.build(layer), Server.BtpsServer)
       const got = yield* Effect.promise(() =>
-        exchange(server.address.port, Fixture.certificate.cert, `${"x".repeat(4096)}\n`, { expect: 1 })
+        exchange(server.address.port, Fixture.certificate.cert, `${"x".repeat(4096)}\n`, { expect: 1, then: "close" })
       )
       const response = JSON.parse(got.lines[0]!) as Artifact.Response
       expect(response.status.ok).toBe(false)
