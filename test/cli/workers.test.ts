@@ -121,6 +121,29 @@ describe("btps serve --workers", () => {
     expect(exit.stderr).toMatch(/--dns-server/)
     expect(exit.stderr).toMatch(/btps: error: worker \d+ exited with code 1 before listening/)
   }, CHILD_TEST_TIMEOUT_MS)
+
+  it("a worker that keeps dying is given up on: past the restart limit the others are drained and the command exits 1", async () => {
+    const server = start([...args, "--workers", "2"])
+    children.push(server)
+    await server.waitForLine(LISTENING)
+    const [first, other] = logged(server.stdout(), "worker listening").map((f) => Number(f.pid)) as [number, number]
+    // kill the same slot's worker again and again, each time once its replacement listens
+    let victim = first
+    for (let restart = 1; restart <= RestartBudget.defaults.limit; restart++) {
+      process.kill(victim, "SIGKILL")
+      const restarted = fields((await server.waitForLine(new RegExp(`message="worker exited; restarted".*\\bpid=${victim}\\b`))).input!)
+      victim = Number(restarted.newPid)
+      await server.waitForLine(new RegExp(`message="worker listening".*\\bpid=${victim}\\b`))
+    }
+    process.kill(victim, "SIGKILL")
+    const exit = await server.exited
+    expect(exit.code).toBe(1)
+    expect(fields(exit.stdout.split("\n").find((l) => l.includes('message="worker exited; restart limit reached, stopping"'))!)).toMatchObject({ level: "ERROR", pid: String(victim) })
+    expect(exit.stderr).toMatch(new RegExp(`btps: error: workers keep exiting: more than ${RestartBudget.defaults.limit} restarts within 60000 ms`))
+    // the healthy worker was drained, not left behind
+    expect(logged(exit.stdout, "worker stopped")).toEqual([expect.objectContaining({ pid: String(other), code: "0" })])
+    expect(alive(other)).toBe(false)
+  }, CHILD_TEST_TIMEOUT_MS)
 })
 
 describe("RestartBudget", () => {
