@@ -1,0 +1,61 @@
+/**
+ * `artifact.send`, `trust.request`, `trust.respond`: an agent hands its server the transporter
+ * artifact it signed (from = the user it acts for); the server checks the agent's signature, adds a
+ * delegation signed by its {@link Signer} (the user's domain authority), delivers it with the Client and
+ * answers the agent with the outcome (AGENTS.md §6). The receiver verifies the delegation as
+ * `Delegation.verify` does.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Either } from "effect"
+import type { Handler, Handlers } from "./Agents.js"
+import type { JsonObject } from "./Artifact.js"
+import { AuthenticationInvalid, DelegationInvalid, DeliveryFailed } from "./BtpsError.js"
+import { BtpsClient } from "./Client.js"
+import * as Crypto from "./Crypto.js"
+import * as Delegation from "./Delegation.js"
+import * as Identity from "./Identity.js"
+import { Signer } from "./Signer.js"
+
+const isObject = (u: unknown): u is JsonObject => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * The three sending handlers over a {@link Signer} and a Client.
+ *
+ * @since 0.1.0
+ */
+export const handlers: Effect.Effect<Handlers, never, Signer | BtpsClient> = Effect.gen(function*() {
+  const signer = yield* Signer
+  const client = yield* BtpsClient
+
+  const relay: Handler<"artifact.send" | "trust.request" | "trust.respond"> = ({ agent, context, request }) =>
+    Effect.gen(function*() {
+      const outgoing = request.raw.document
+      const artifact = request.document
+      if (!isObject(outgoing) || artifact === undefined || agent === undefined) return yield* new AuthenticationInvalid({ detail: "no agent artifact" })
+      // the agent may only send as the user it acts for, signed with its own registered key
+      if (artifact.from.toLowerCase() !== request.artifact.to.toLowerCase()) {
+        return yield* new AuthenticationInvalid({ detail: `agent of ${request.artifact.to} cannot send as ${artifact.from}` })
+      }
+      yield* Either.mapLeft(
+        Crypto.verifyString(Delegation.agentSigningInput(outgoing), outgoing.signature, context.senderKey!),
+        () => new AuthenticationInvalid({ detail: "the outgoing artifact is not signed by the agent key" })
+      )
+      const user = Either.getOrThrow(Identity.parse(artifact.from))
+      const delegator = Identity.parse(signer.identity)
+      if (Either.isLeft(delegator) || delegator.right.domain !== user.domain || signer.identity === artifact.from) {
+        return yield* new DelegationInvalid({ detail: `${signer.identity} cannot delegate for ${artifact.from}` })
+      }
+      const delegated = yield* Delegation.delegate(
+        outgoing,
+        { agentId: agent.senderId, agentPubKey: context.senderKey!.pem, signedBy: signer.identity, selector: signer.selector, issuedAt: context.receivedAt.toISOString() },
+        signer.sign
+      )
+      const answer = yield* client.sendRaw(delegated).pipe(
+        Effect.mapError((cause) => new DeliveryFailed({ detail: `to ${artifact.to}: ${cause.message}`, cause }))
+      )
+      return { message: answer.status.message, document: { id: artifact.id, to: artifact.to, status: answer.status.message } }
+    })
+
+  return { "artifact.send": relay, "trust.request": relay, "trust.respond": relay } as Handlers
+})
