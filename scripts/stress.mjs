@@ -72,11 +72,12 @@ const runOnce = (n) =>
     const log = path.join(logDir, `run-${n}.log`)
     const out = fs.openSync(log, "w")
     const started = process.hrtime.bigint()
-    const child = spawn(process.execPath, [vitest, "run"], { cwd: root, stdio: ["ignore", out, out], env: { ...process.env, FORCE_COLOR: "0" } })
+    const child = spawn(process.execPath, [vitest, "run"], { cwd: root, stdio: ["ignore", out, out], env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" } })
     child.on("close", (code, signal) => {
       fs.closeSync(out)
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      const text = fs.readFileSync(log, "utf8")
+      // eslint-disable-next-line no-control-regex
+      const text = fs.readFileSync(log, "utf8").replace(/\u001b\[[0-9;]*m/g, "")
       const tests = /^\s*Tests\s+(.+)$/m.exec(text)?.[1]?.trim() ?? "no summary"
       resolve({ n, ok: code === 0, code: code ?? signal, seconds, tests, log, text })
     })

@@ -182,9 +182,10 @@ describe("bad input", () => {
       }
       pump()
       yield* eventuallySync("the connection is accepted", () => Effect.runSync(server.connections) === 1)
-      yield* eventuallySync("the stuck connection is dropped", () => Effect.runSync(server.connections) === 0, 45_000)
+      // tens of thousands of answers must pile up first: CPU-bound, so slow on a loaded machine
+      yield* eventuallySync("the stuck connection is dropped", () => Effect.runSync(server.connections) === 0, 200_000)
       socket.destroy()
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped), 240_000)
 
   it.scopedLive("refuses connections above maxConnections with one error line, then serves again once below", () =>
     Effect.gen(function*() {
