@@ -257,7 +257,8 @@ const main = async () => {
           const sample = await runMode(mode, world, server, lines, max[side] || 1000)
           if (mode === "persistent" || mode === "pipelined") max[side] = Math.max(max[side], sample.perSecond!)
           pair[side].push(sample)
-          log(`round ${round} ${mode.padEnd(10)} ${server.name.padEnd(9)} ${fmt(sample.perSecond).padStart(8)}/s  ${fmt(sample.cpuMicros).padStart(7)} µs CPU  p50 ${fmt(sample.p50)} ms  p99 ${fmt(sample.p99)} ms`)
+          const refused = sample.connectErrors ? `  ${sample.connectErrors} connections failed` : ""
+          log(`round ${round} ${mode.padEnd(10)} ${server.name.padEnd(9)} ${fmt(sample.perSecond).padStart(8)}/s  ${fmt(sample.cpuMicros).padStart(7)} µs CPU  p50 ${fmt(sample.p50)} ms  p99 ${fmt(sample.p99)} ms${refused}`)
         }
       }
     }

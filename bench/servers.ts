@@ -129,6 +129,8 @@ const launchOurs = (world: World, entry: string, options: OursOptions): Promise<
       // opened over a minute or more (not closed as idle meanwhile)
       BTPS_MAX_IN_FLIGHT: "64",
       BTPS_MAX_CONNECTIONS: "20000",
+      // the load generator stands in for many clients, all from 127.0.0.1
+      BTPS_MAX_CONNECTIONS_PER_ADDRESS: "20000",
       BTPS_CONNECTION_TIMEOUT_MS: "600000"
     }
   )
