@@ -20,6 +20,21 @@ import { Pipeline } from "./Pipeline.js"
 
 // --- options ---------------------------------------------------------------------------------------
 
+/**
+ * The default TLS 1.2 suites: ECDHE (forward secret) with AEAD ciphers. Node's own default also offers
+ * static-RSA and CBC suites (`AES128-SHA`, `AES256-GCM-SHA384`).
+ *
+ * @since 0.1.0
+ */
+export const defaultCiphers = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305"
+].join(":")
+
 /** TLS settings (node `tls.createServer` options); TLS 1.2 is the minimum. @since 0.1.0 */
 export const TlsOptions = Schema.Struct({
   cert: Schema.String.annotations({ documentation: "TLS certificate chain (PEM)" }),
@@ -29,7 +44,13 @@ export const TlsOptions = Schema.Struct({
   minVersion: Schema.optionalWith(Schema.Literal("TLSv1.2", "TLSv1.3").annotations({ documentation: "oldest TLS version accepted" }), {
     default: () => "TLSv1.2" as const
   }),
-  ciphers: Schema.optional(Schema.String.annotations({ documentation: "OpenSSL cipher list (TLS 1.2 suites)" })),
+  /**
+   * OpenSSL cipher list for TLS 1.2 (default {@link defaultCiphers}: ECDHE key exchange with AEAD
+   * ciphers only, so every session is forward secret). TLS 1.3 suites are all forward secret and AEAD.
+   */
+  ciphers: Schema.optionalWith(Schema.String.annotations({ documentation: "OpenSSL cipher list for TLS 1.2 (default: ECDHE with AES-GCM or ChaCha20-Poly1305)" }), {
+    default: () => defaultCiphers
+  }),
   /** Ask clients for certificates (mutual TLS); off by default. */
   requestCert: Schema.optionalWith(Schema.Boolean.annotations({ documentation: "ask clients for certificates (mutual TLS)" }), { default: () => false })
 })
@@ -210,7 +231,7 @@ export const make = (
           key: options.tls.key,
           ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }),
           ...(options.tls.passphrase === undefined ? {} : { passphrase: Redacted.value(options.tls.passphrase) }),
-          ...(options.tls.ciphers === undefined ? {} : { ciphers: options.tls.ciphers }),
+          ciphers: options.tls.ciphers,
           minVersion: options.tls.minVersion,
           requestCert: options.tls.requestCert,
           rejectUnauthorized: options.tls.requestCert,

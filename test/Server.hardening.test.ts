@@ -247,6 +247,31 @@ describe("finding 9: no address takes every connection", () => {
     }))
 })
 
+describe("finding 6: TLS 1.2 is forward secret and AEAD only by default", () => {
+  const handshake = (port: number, options: tls.ConnectionOptions) =>
+    Effect.promise(() =>
+      new Promise<string>((resolve) => {
+        const socket = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost", ...options }, () => {
+          resolve(`${socket.getProtocol()} ${socket.getCipher().name}`)
+          socket.destroy()
+        })
+        socket.once("error", () => resolve("refused"))
+      })
+    )
+
+  it.scopedLive("static-RSA and CBC suites (node's defaults) are refused over TLS 1.2; ECDHE-GCM and TLS 1.3 are used", () =>
+    Effect.gen(function*() {
+      const server = yield* start()
+      const port = server.address.port
+      const tls12 = { maxVersion: "TLSv1.2" as const }
+      expect(yield* handshake(port, { ...tls12, ciphers: "AES128-SHA" })).toBe("refused")
+      expect(yield* handshake(port, { ...tls12, ciphers: "AES256-GCM-SHA384" })).toBe("refused")
+      expect(yield* handshake(port, { ...tls12, ciphers: "ECDHE-RSA-AES128-SHA" })).toBe("refused")
+      expect(yield* handshake(port, tls12)).toMatch(/^TLSv1\.2 ECDHE-(RSA|ECDSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/)
+      expect(yield* handshake(port, {})).toMatch(/^TLSv1\.3 TLS_/)
+    }))
+})
+
 // --- the state machines behind the rules, against a manual clock -----------------------------------
 
 const watchOptions = { idleMs: 30_000, lineTimeoutMs: 10_000, slowLineBytes: 1000, minLineBytesPerSecond: 500, partialLineBudgetBytes: 5000 }
@@ -289,6 +314,29 @@ describe("LineWatch", () => {
     }
     // each connection is told at most once
     expect(verdicts.length).toBeLessThanOrEqual(conns.filter((c) => c.closed).length)
+  })
+})
+
+describe("LineWatch and backpressure", () => {
+  it("a connection whose earlier lines are still being processed is not cut for its unfinished line", () => {
+    let now = 0
+    let busy = 1
+    const watch = new LineWatch(watchOptions, () => now)
+    const verdicts: Array<LineVerdict> = []
+    const c = watch.register(() => busy, (v) => verdicts.push(v))
+    c.framed(16, 500)
+    now += 60_000
+    watch.sweep()
+    expect(verdicts).toEqual([])
+    // processing done and answered: the line's clock runs from the last busy sweep
+    busy = 0
+    c.answered()
+    now += watchOptions.lineTimeoutMs - 1
+    watch.sweep()
+    expect(verdicts).toEqual([])
+    now += 1
+    watch.sweep()
+    expect(verdicts).toEqual(["LineTimeout"])
   })
 })
 

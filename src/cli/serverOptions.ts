@@ -26,6 +26,12 @@ const pemFlags: Partial<Record<string, { readonly flag: string; readonly what: s
   "tls.ca": { flag: "tls-ca", what: "CA certificate" }
 }
 
+/** Shorter second names of some flags (`--min-tls TLSv1.3`, `--ciphers LIST`). */
+const aliases: Partial<Record<string, string>> = {
+  "tls.minVersion": "min-tls",
+  "tls.ciphers": "ciphers"
+}
+
 /** One server option as the CLI sees it. @since 0.1.0 */
 export interface ServerFlag {
   readonly field: Field
@@ -62,8 +68,10 @@ const flagOption = (f: ServerFlag): Options.Options<Option.Option<string>> => {
   if (f.field.redacted) {
     return Options.redacted(f.flag).pipe(Options.withDescription(help(f)), Options.optional, Options.map(Option.map(Redacted.value)))
   }
+  const alias = aliases[f.field.path.join(".")]
   const pseudo = f.pem !== undefined ? "FILE" : f.field.kind === "number" ? "N" : f.field.kind === "literal" ? f.field.literals.join("|") : "TEXT"
-  return Options.text(f.flag).pipe(Options.withPseudoName(pseudo), Options.withDescription(help(f)), Options.optional)
+  const named = alias === undefined ? Options.text(f.flag) : Options.withAlias(Options.text(f.flag), alias)
+  return named.pipe(Options.withPseudoName(pseudo), Options.withDescription(help(f)), Options.optional)
 }
 
 /**

@@ -4,7 +4,8 @@
  *
  * - idle: no complete line (and no answer written) for `idleMs`, nothing in flight, and no partial
  *   line arriving at a good rate;
- * - line deadline: a line must be complete within `lineTimeoutMs` of its first byte;
+ * - line deadline: a line must be complete within `lineTimeoutMs` of its first byte (time during which
+ *   the connection's earlier lines are still being processed, so the server is not reading, restarts it);
  * - slow lines: a partial line holding more than `slowLineBytes` must keep arriving at an average of at
  *   least `minLineBytesPerSecond` since its first byte;
  * - budget: all partial lines together hold at most `partialLineBudgetBytes`; beyond it the slowest
@@ -106,11 +107,17 @@ export class LineWatch {
     const now = this.now()
     const { idleMs, lineTimeoutMs, minLineBytesPerSecond, slowLineBytes } = this.options
     for (const c of this.connections) {
+      // While the connection's earlier lines are being processed the server reads no more of it
+      // (backpressure): the unfinished line's clock starts again once it is read.
+      if (c.inFlight() > 0) {
+        if (c.pending > 0) c.lineStartedAt = now
+        continue
+      }
       let verdict: LineVerdict | undefined
       if (c.pending > 0 && now - c.lineStartedAt >= lineTimeoutMs) verdict = "LineTimeout"
       else if (c.pending > slowLineBytes && c.rate(now) < minLineBytesPerSecond) verdict = "SlowLine"
       else if (
-        now - c.lastActivityAt >= idleMs && c.inFlight() === 0 &&
+        now - c.lastActivityAt >= idleMs &&
         (c.pending === 0 || c.rate(now) < minLineBytesPerSecond)
       ) verdict = "Idle"
       if (verdict !== undefined) this.close(c, verdict)
