@@ -1,5 +1,5 @@
 /**
- * agent-cases.json and agent-vectors.json (../shared/vectors), typed as far as the tests read them.
+ * agent-cases.json and agent-vectors.json (test/vectors, the copy of ../shared/vectors), typed as far as the tests read them.
  */
 import { readFileSync } from "node:fs"
 import * as path from "node:path"
