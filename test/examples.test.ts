@@ -79,6 +79,22 @@ describe.concurrent("examples", { timeout: TEST_TIMEOUT_MS }, () => {
     ])
   })
 
+  it("agent-mailbox.ts: token onboarding (single use), an invoice in the inbox, marked seen, refresh token rotated", async () => {
+    const lines = await runExample("examples/agent-mailbox.ts")
+    expectInOrder(lines, [
+      /^1\. Starting the server of billing\$vendor\.example with agents and a mailbox$/,
+      /^token [A-Z2-9]{4}… \(12 characters, 15 minutes, single use\)$/,
+      /^Authentication successful: agent btps_ag_[0-9a-f]{8}…$/,
+      "the same token again: Authentication failed",
+      "answer: 200 success",
+      "Invoice INV-7, seen: false",
+      "after inbox.seen: seen true",
+      "Refresh Auth Session Successful, new refresh token: true",
+      "the old refresh token: Authentication failed",
+      "server and client stopped"
+    ])
+  })
+
   it("webhook.ts: the first POST gets 503, the retry is verified and accepted, then the sender is answered", async () => {
     const lines = await runExample("examples/webhook.ts")
     expectInOrder(lines, [
