@@ -20,7 +20,7 @@ import { sample } from "./support/trustRecords.js"
 
 const pgUrl = process.env.BTPS_TEST_PG_URL ?? Pg.DEFAULT_URL
 const mysqlUrl = process.env.BTPS_TEST_MYSQL_URL ?? Mysql.DEFAULT_URL
-const pgClient = () => PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "3 seconds" })
+const pgClient = () => PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "60 seconds" })
 const mysqlClient = () => MysqlClient.layer({ url: Redacted.make(mysqlUrl) })
 
 const counter = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)

@@ -5,4 +5,4 @@ import { sqlTrustStoreSuite } from "./support/sqlTrustStoreSuite.js"
 
 const url = process.env.BTPS_TEST_PG_URL ?? DEFAULT_URL
 
-await sqlTrustStoreSuite("PgTrustStore", url, PgClient.layer({ url: Redacted.make(url), connectTimeout: "3 seconds" }))
+await sqlTrustStoreSuite("PgTrustStore", url, PgClient.layer({ url: Redacted.make(url), connectTimeout: "60 seconds" }))

@@ -131,7 +131,7 @@ describe.concurrent("btps trust", () => {
   }, CHILD_TEST_TIMEOUT_MS)
 
   const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
-  const pgClient = PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "3 seconds" })
+  const pgClient = PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "60 seconds" })
 
   it("add, decide and remove round-trip on PostgreSQL (a fresh table, dropped afterwards)", async (ctx) => {
     const problem = await unreachable(pgClient)
