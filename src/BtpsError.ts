@@ -174,6 +174,7 @@ export type TrustRefusal =
   | "retry-later"
   | "no-pending-request"
   | "unknown-receiver"
+  | "encryption-required"
 
 /** Any trust refusal: the single message the existing server sends for every one of them. */
 export class TrustNotAllowed extends define<"TrustNotAllowed", { readonly reason: TrustRefusal }>(

@@ -120,16 +120,37 @@ export const isActive = (record: TrustRecord, now: Date = new Date()): boolean =
 
 const refuse = (reason: TrustNotAllowed["reason"]) => Either.left(new TrustNotAllowed({ reason }))
 
+/** The answer to a plain document where the agreement says `encrypted`: says what to do instead. */
+const ENCRYPTION_REQUIRED =
+  "The trust agreement with this receiver requires encrypted documents (privacyType encrypted): send the document encrypted"
+
 /**
- * `BTPS_DOC` is delivered only over an active trust `from → to`.
+ * Whether a document's encryption suits the record's `privacyType`: `encrypted` admits only encrypted
+ * documents; `mixed` and `unencrypted` admit both (`unencrypted` means encryption is not required:
+ * an encrypted document is never less private).
  *
  * @since 0.1.0
  */
-export const admitDocument = (record: TrustRecord | undefined, now: Date = new Date()): Either.Either<void, TrustNotAllowed> => {
+export const admitPrivacy = (record: TrustRecord, encrypted: boolean): Either.Either<void, TrustNotAllowed> =>
+  record.privacyType === "encrypted" && !encrypted
+    ? Either.left(new TrustNotAllowed({ reason: "encryption-required", message: ENCRYPTION_REQUIRED }))
+    : Either.void
+
+/**
+ * `BTPS_DOC` is delivered only over an active trust `from → to`, encrypted when the record's
+ * `privacyType` asks for it ({@link admitPrivacy}). Without `encrypted` the privacy rule is not applied.
+ *
+ * @since 0.1.0
+ */
+export const admitDocument = (
+  record: TrustRecord | undefined,
+  now: Date = new Date(),
+  encrypted?: boolean
+): Either.Either<void, TrustNotAllowed> => {
   if (record === undefined) return refuse("no-record")
   if (record.status !== "accepted") return refuse(record.status === "blocked" ? "blocked" : "not-accepted")
   if (isPast(record.expiresAt, now)) return refuse("expired")
-  return Either.void
+  return encrypted === undefined ? Either.void : admitPrivacy(record, encrypted)
 }
 
 /**
@@ -165,12 +186,13 @@ export const recordIdFor = (artifact: { readonly type: string; readonly from: st
   artifact.type === "TRUST_RES" ? computeTrustId(artifact.to, artifact.from) : computeTrustId(artifact.from, artifact.to)
 
 /**
- * Apply the rule for the artifact's type to the record found under {@link recordIdFor}.
+ * Apply the rule for the artifact's type to the record found under {@link recordIdFor}; for a document,
+ * also the record's privacy agreement when the artifact says whether it is encrypted.
  *
  * @since 0.1.0
  */
 export const admit = (
-  artifact: { readonly type: string; readonly from: string; readonly to: string },
+  artifact: { readonly type: string; readonly from: string; readonly to: string; readonly encryption?: unknown },
   record: TrustRecord | undefined,
   now: Date = new Date()
 ): Either.Either<void, TrustNotAllowed> => {
@@ -180,6 +202,7 @@ export const admit = (
     case "TRUST_RES":
       return admitTrustResponse(record, artifact.from)
     default:
-      return admitDocument(record, now)
+      // an artifact without an `encryption` member (a caller's partial view) skips the privacy rule
+      return admitDocument(record, now, "encryption" in artifact ? artifact.encryption !== null && artifact.encryption !== undefined : undefined)
   }
 }

@@ -69,6 +69,24 @@ describe("rules", () => {
     expect(Either.isRight(Trust.admitTrustResponse(undefined, responder))).toBe(false)
   })
 
+  it.prop(
+    "privacy: an active record admits an encrypted document always, a plain one unless it says encrypted",
+    [arbitraryRecord, fc.boolean()],
+    ([r, encrypted]) => {
+      const active = { ...r, status: "accepted" as const, expiresAt: undefined }
+      const result = Trust.admit({ type: "BTPS_DOC", from: r.senderId, to: r.receiverId, encryption: encrypted ? { algorithm: "aes-256-gcm" } : null }, active, now)
+      const expected = encrypted || active.privacyType !== "encrypted"
+      expect(Either.isRight(result)).toBe(expected)
+      if (Either.isLeft(result)) {
+        expect(result.left.reason).toBe("encryption-required")
+        expect(result.left.code).toBe(403)
+        expect(result.left.message).toMatch(/requires encrypted documents.*send the document encrypted/)
+      }
+      // trust requests and responses are not documents: the privacy rule does not apply to them
+      expect(Trust.admit({ type: "TRUST_REQ", from: r.senderId, to: r.receiverId, encryption: null }, undefined, now)).toEqual(Either.void)
+    }
+  )
+
   it("admit picks the record direction by type", () => {
     const req = { type: "TRUST_RES", from: "a$x.test", to: "b$y.test" }
     expect(Trust.recordIdFor(req)).toBe(Trust.computeTrustId("b$y.test", "a$x.test"))

@@ -65,12 +65,44 @@ export const stderr: Palette = palette(colourEnabled(process.stderr))
 const clean = (enabled: boolean, args: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
   enabled ? args : args.map((a) => (typeof a === "string" ? stripAnsi(a) : a))
 
+/** @effect/cli's generic descriptions under every option of a kind: ours say more, so these go. */
+const PLACEHOLDERS =
+  /(?:\u001b\[[0-9;]*m)*  (?:A user-defined piece of text(?: that is confidential)?|A true or false value|A file|A directory|An integer|This option can be set from environment variables)\.(?:\u001b\[[0-9;]*m)*\n\n/g
+
+/**
+ * Help text as printed by @effect/cli, made ours: usage lines name the whole command (`$ btps trust
+ * add`, not `$ add`), the generic per-kind descriptions are dropped, and the built-in `--log-level`
+ * lists the names we accept.
+ *
+ * @since 0.1.0
+ */
+export const fixHelp = (text: string, commandPath: ReadonlyArray<string>): string => {
+  if (!text.includes("USAGE")) return text
+  const last = commandPath[commandPath.length - 1]
+  const usage = last === undefined ? text : text.replace(new RegExp(`(^|\\n)((?:\\u001b\\[[0-9;]*m)*)\\$ ${last.replace(/[-]/g, "\\-")}\\b`, "g"), `$1$2$ btps ${commandPath.join(" ")}`)
+  return usage.replace(PLACEHOLDERS, "").replace(
+    "One of the following: all, trace, debug, info, warning, error, fatal, none",
+    "One of: all, trace, debug, info, warn (or warning), error, fatal, off (or none); also BTPS_LOG_LEVEL."
+  )
+}
+
+/** The subcommand words at the start of `argv` (runtime and script first), e.g. `["trust", "add"]`. */
+export const commandPathOf = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const words: Array<string> = []
+  for (const arg of argv.slice(2)) {
+    if (arg.startsWith("-")) break
+    words.push(arg)
+  }
+  return words
+}
+
 const cleaning = (base: Console.Console): Console.Console => {
   const out = colourEnabled(process.stdout)
   const err = colourEnabled(process.stderr)
+  const path = commandPathOf(process.argv)
   return {
     ...base,
-    log: (...args) => base.log(...clean(out, args)),
+    log: (...args) => base.log(...clean(out, args.map((a) => (typeof a === "string" ? fixHelp(a, path) : a)))),
     info: (...args) => base.info(...clean(out, args)),
     error: (...args) => base.error(...clean(err, args)),
     warn: (...args) => base.warn(...clean(err, args))

@@ -70,7 +70,7 @@ describe.concurrent("btps serve", () => {
     dns = await DnsServer.start(Fixture.zone())
     await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
     await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify({ trusted_senders: V.ids.trustStoreRecords.records }))
+    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify({ trusted_senders: Fixture.asRecorded(V.ids.trustStoreRecords.records) }))
     base = [
       "--host", "127.0.0.1", "--port", "0",
       "--trust-file", path.join(dir, "trust.json"), "--entity-name", "trusted_senders",

@@ -56,7 +56,7 @@ describe("btps serve --workers", () => {
     dns = await DnsServer.start(Fixture.zone())
     await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
     await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(V.ids.trustStoreRecords.records))
+    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(Fixture.asRecorded(V.ids.trustStoreRecords.records)))
     args = [
       "serve", "--host", "127.0.0.1", "--port", "0",
       "--trust-file", path.join(dir, "trust.json"), "--dns-server", dns.address,

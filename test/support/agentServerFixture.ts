@@ -11,14 +11,14 @@ import * as Server from "../../src/Server.js"
 import * as Trust from "../../src/Trust.js"
 import * as MemoryTrustStore from "../../src/TrustStore/Memory.js"
 import { setup } from "./agentVectors.js"
-import { certificate, options } from "./serverFixture.js"
+import { asRecorded, certificate, options } from "./serverFixture.js"
 
 export { certificate }
 
 /** Sender trust records of the setup (agent records live in the agent store, not here). */
-export const senderRecords: ReadonlyArray<Trust.TrustRecord> = setup.trustStoreRecords
+export const senderRecords: ReadonlyArray<Trust.TrustRecord> = asRecorded(setup.trustStoreRecords
   .filter((r) => String(r.senderId).includes("$"))
-  .map((r) => Schema.decodeUnknownSync(Trust.TrustRecord)(r))
+  .map((r) => Schema.decodeUnknownSync(Trust.TrustRecord)(r)))
 
 export const zone = setup.dnsZone
 

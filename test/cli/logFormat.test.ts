@@ -1,0 +1,61 @@
+/**
+ * `btps serve --log-format json`: every stdout line of a run (start, metrics endpoint, deliveries,
+ * refusals, shutdown) is one JSON object, and "listening" is logged once.
+ */
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
+import * as DnsServer from "../support/dnsServer.js"
+import * as Fixture from "../support/serverFixture.js"
+import * as V from "../support/vectors.js"
+import { exchange } from "../support/wireClient.js"
+import { makeDir, removeDir, type Running, start } from "./btps.js"
+
+describe("btps serve --log-format json", () => {
+  let dir: string
+  let dns: DnsServer.DnsServer
+  const children: Array<Running> = []
+
+  beforeAll(async () => {
+    dir = await makeDir()
+    dns = await DnsServer.start(Fixture.zone())
+    await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
+    await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
+    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(Fixture.asRecorded(V.ids.trustStoreRecords.records)))
+  })
+  afterAll(async () => {
+    for (const child of children) child.kill()
+    await dns.close()
+    await removeDir(dir)
+  })
+
+  it("every stdout line parses as JSON; listening once; deliveries and refusals are lines too", async () => {
+    const server = start([
+      "serve", "--host", "127.0.0.1", "--port", "0", "--log-format", "json", "--metrics-port", "0",
+      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem"),
+      "--trust-file", path.join(dir, "trust.json"), "--dns-server", dns.address
+    ])
+    children.push(server)
+    const port = Number((await server.waitForLine(/"message":"BTPS server listening on 127\.0\.0\.1:(\d+)"/))[1])
+    await server.waitForLine(/"message":"metrics on http:/)
+    const answers = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine("json-log-1")}\nnot json\n`, { expect: 2, timeoutMs: 20_000 })
+    expect(answers.lines.map((l) => (JSON.parse(l) as { status: { ok: boolean } }).status.ok)).toEqual([true, false])
+    await server.waitForLine(/"message":"verified artifact"/)
+    server.child.kill("SIGTERM")
+    const result = await server.exited
+    expect(result.code).toBe(0)
+
+    const lines = result.stdout.split("\n").filter((l) => l !== "")
+    const parsed = lines.map((line) => {
+      expect(() => JSON.parse(line), line).not.toThrow()
+      return JSON.parse(line) as { message: unknown; logLevel: unknown; annotations?: Record<string, unknown> }
+    })
+    const messages = parsed.map((p) => String(p.message))
+    expect(messages.filter((m) => m.includes("listening"))).toHaveLength(1)
+    expect(messages).toContain("shutting down: draining in-flight artifacts")
+    const delivered = parsed.find((p) => p.message === "verified artifact")
+    expect(delivered?.annotations).toMatchObject({ reqId: "json-log-1", type: "BTPS_DOC" })
+    expect(parsed.every((p) => typeof p.logLevel === "string")).toBe(true)
+  }, CHILD_TEST_TIMEOUT_MS)
+})
