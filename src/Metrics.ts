@@ -85,3 +85,15 @@ export const trustLookupQueriesTotal = Metric.counter("btps_trust_lookup_queries
   description: "SQL queries issued for trust lookups (each may answer a batch)",
   incremental: true
 })
+
+/** Artifacts queued in an outbox. @since 0.1.0 */
+export const outboxEnqueuedTotal = Metric.counter("btps_outbox_enqueued_total", {
+  description: "Artifacts queued in the outbox",
+  incremental: true
+})
+
+/** Outbox send attempts, tagged `outcome` (`delivered`, `retry`, `failed`, `expired`). @since 0.1.0 */
+export const outboxAttemptsTotal = Metric.counter("btps_outbox_attempts_total", {
+  description: "Outbox delivery attempts by outcome",
+  incremental: true
+})

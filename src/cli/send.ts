@@ -11,6 +11,7 @@ import { Config, Console, Effect, Either, Layer, Option, ParseResult, Schema } f
 import * as Artifact from "../Artifact.js"
 import * as Client from "../Client.js"
 import * as Crypto from "../Crypto.js"
+import { enqueueAll, queueOptions } from "./outbox.js"
 import { dns, identity, keyResolverLayer, readText, selectorFrom, validated, withEnv } from "./options.js"
 import { CliError } from "./output.js"
 
@@ -59,7 +60,8 @@ const options = {
   ),
   insecure: Options.boolean("insecure").pipe(Options.withDescription("Do not verify the server's certificate (testing only).")),
   dns,
-  json: Options.boolean("json").pipe(Options.withDescription("Print the server's answer as JSON."))
+  json: Options.boolean("json").pipe(Options.withDescription("Print the server's answer as JSON.")),
+  ...queueOptions
 }
 
 const parseServer = (value: string): { readonly host: string; readonly port: number } | undefined => {
@@ -221,6 +223,7 @@ export const command = Command.make("send", options, (opts) =>
       Layer.mapError((e) => new CliError({ message: e.message, cause: e })),
       Layer.provide(keyResolverLayer(opts.dns))
     )
+    if (opts.queue) return yield* enqueueAll(requests, opts).pipe(Effect.provide(client))
     if (!Array.isArray(json)) {
       const answer = yield* Client.send(requests[0]!).pipe(Effect.mapError((e) => describe(opts.to, e)), Effect.provide(client))
       if (opts.json) return yield* Console.log(JSON.stringify(answer, null, 2))
