@@ -193,7 +193,13 @@ const list = Command.make("list", {
 
 const retry = Command.make("retry", {
   ...outboxOptions,
-  id: Options.text("id").pipe(Options.withDescription("Retry this item (repeatable); default: every failed item."), Options.repeated)
+  id: Options.text("id").pipe(
+    Options.withDescription("Retry this item (repeatable); default: every failed item."),
+    Options.repeated,
+    // optional only so that the usage line shows it in brackets: zero occurrences already parse as []
+    Options.optional,
+    Options.map(Option.getOrElse((): Array<string> => []))
+  )
 }, (opts) =>
   Effect.gen(function*() {
     const outbox = yield* Outbox.Outbox

@@ -8,7 +8,7 @@ describe.concurrent("btps --help, --version, usage errors", { timeout: CHILD_TES
   it("--help lists every subcommand, with examples, without colour when not on a terminal", async () => {
     const result = await run(["--help"])
     expect(result.code).toBe(0)
-    for (const command of ["serve", "send", "keygen", "dns-record", "trust list", "trust add", "trust decide", "trust remove"]) {
+    for (const command of ["serve", "send", "keygen", "dns-record", "trust list", "trust add", "trust decide", "trust remove", "outbox run", "outbox list", "outbox retry", "outbox purge"]) {
       expect(result.stdout).toContain(`- ${command} `)
     }
     expect(result.stdout).toContain("Examples:")
