@@ -1,7 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Layer, Queue } from "effect"
 import type * as Artifact from "../src/Artifact.js"
+import * as AgentAuth from "../src/AgentAuth.js"
 import * as AgentRequest from "../src/AgentRequest.js"
+import * as Agents from "../src/Agents.js"
+import * as ArtifactModule from "../src/Artifact.js"
+import * as DeliveryModule from "../src/Delivery.js"
+import * as KeyResolver from "../src/KeyResolver.js"
+import * as Middleware from "../src/Middleware.js"
+import * as Pipeline from "../src/Pipeline.js"
+import * as Server from "../src/Server.js"
+import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
+import { options } from "./support/serverFixture.js"
 import { AgentStore } from "../src/AgentStore.js"
 import { TokenStore } from "../src/AuthTokens.js"
 import * as Crypto from "../src/Crypto.js"
@@ -112,4 +122,50 @@ describe("agent cases in detail", () => {
     const result = AgentRequest.validate({ ...payload, signature: { algorithmHash: "sha256", value: "", fingerprint: "" } }, payload as unknown as Json)
     expect(Either.isRight(result) && result.right.action).toBe("trust.request")
   })
+})
+
+describe("middleware and agent artifacts", () => {
+  it.scopedLive("middleware runs at the agent's signature, trust and handler steps, and may answer", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const observe = Middleware.make({
+        name: "observe",
+        phase: "after",
+        step: "trustVerification",
+        handle: (ctx) => Effect.sync(() => {
+          seen.push(`${ctx.decoded?.kind}:${ctx.senderKey?.fingerprint}`)
+          return Middleware.next
+        })
+      })
+      const answer = Middleware.make({
+        name: "answer",
+        phase: "before",
+        step: "onArtifact",
+        handle: (ctx) =>
+          Effect.succeed(
+            ctx.decoded?.kind === "agent" && ctx.decoded.artifact.action === "trash.fetch"
+              ? Middleware.respond(ArtifactModule.success({ reqId: ctx.reqId, message: "answered by middleware" }))
+              : Middleware.next
+          )
+      })
+      const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
+      const agents = Agents.layer(Fixture.recordedApplication).pipe(Layer.provideMerge(AgentAuth.layerMemory({}, Fixture.agentRecords)))
+      const server = Server.layer(options()).pipe(
+        Layer.provide(Pipeline.layer()),
+        Layer.provide(Middleware.layer(Middleware.add(observe, answer))),
+        Layer.provide(KeyResolver.layerStatic(Fixture.zone)),
+        Layer.provide(MemoryTrustStore.layer(Fixture.senderRecords)),
+        Layer.provide(DeliveryModule.layerQueue(inbox)),
+        Layer.provideMerge(agents)
+      )
+      const port = Context.get(yield* Layer.build(server), BtpsServer).address.port
+      const line = (name: string) => cases.find((c) => c.name === name)!.sent[0]!
+      const ask = (l: string) => Effect.map(Effect.promise(() => exchange(port, Fixture.certificate.cert, `${l}\n`, { expect: 1 })), (g) => JSON.parse(g.lines[0]!) as Artifact.Response)
+      expect((yield* ask(line("system_ping"))).status.message).toBe("success")
+      // the recorded application would throw here: the middleware answers first
+      expect((yield* ask(line("trash_fetch_handler_throws"))).status.message).toBe("answered by middleware")
+      // refused at the signature step: the trust-step middleware never sees it
+      expect((yield* ask(line("agent_unregistered"))).status.ok).toBe(false)
+      expect(seen).toEqual([`agent:${signers.agent.publicKey.fingerprint}`, `agent:${signers.agent.publicKey.fingerprint}`])
+    }))
 })
