@@ -174,6 +174,11 @@ export interface BtpsServerShape {
   readonly sockets: Effect.Effect<number>
   /** Bytes of unfinished lines buffered by all connections together. */
   readonly partialLineBytes: Effect.Effect<number>
+  /**
+   * Replace the certificate and key for new connections (`tls.Server.setSecureContext`); connections
+   * already open keep theirs. Fails, keeping the current ones, when the pair is unusable.
+   */
+  readonly reloadTls: (pair: { readonly cert: string; readonly key: string }) => Effect.Effect<void, ServerStartError>
   readonly options: ServerOptions
 }
 
@@ -206,6 +211,15 @@ const refusalHandshakeMs = 2000
 const sweepInterval = (options: ServerOptions) =>
   Math.max(10, Math.min(1000, Math.floor(Math.min(options.connectionTimeoutMs, options.lineTimeoutMs) / 4)))
 
+/** The secure-context part of the TLS options (also what a certificate reload replaces). */
+const secureContext = (options: ServerOptions): tls.SecureContextOptions => ({
+  cert: options.tls.cert,
+  key: options.tls.key,
+  ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }),
+  ...(options.tls.passphrase === undefined ? {} : { passphrase: Redacted.value(options.tls.passphrase) }),
+  ciphers: options.tls.ciphers
+})
+
 const close = (server: tls.Server) =>
   Effect.async<void>((resume) => {
     server.close(() => resume(Effect.void))
@@ -227,11 +241,7 @@ export const make = (
     const server = yield* Effect.try({
       try: () =>
         tls.createServer({
-          cert: options.tls.cert,
-          key: options.tls.key,
-          ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }),
-          ...(options.tls.passphrase === undefined ? {} : { passphrase: Redacted.value(options.tls.passphrase) }),
-          ciphers: options.tls.ciphers,
+          ...secureContext(options),
           minVersion: options.tls.minVersion,
           requestCert: options.tls.requestCert,
           rejectUnauthorized: options.tls.requestCert,
@@ -340,6 +350,11 @@ export const make = (
       connections: FiberSet.size(connections),
       sockets: Effect.sync(() => admission.size),
       partialLineBytes: Effect.sync(() => watch.partialLineBytes),
+      reloadTls: (pair) =>
+        Effect.try({
+          try: () => server.setSecureContext({ ...secureContext(options), cert: pair.cert, key: pair.key }),
+          catch: (cause) => new ServerStartError({ message: `invalid TLS certificate or key: ${String(cause)}`, cause })
+        }),
       options
     }
   })

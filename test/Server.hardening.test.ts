@@ -4,14 +4,20 @@
  * and one address cannot take every connection. Real TLS on 127.0.0.1; time-based rules are driven by
  * TestClock where the test can wait on events.
  */
+import { X509Certificate } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
 import * as tls from "node:tls"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, FastCheck as fc, FiberRef, HashSet, Layer, Logger, Queue, TestClock } from "effect"
+import { Context, Effect, Exit, FastCheck as fc, FiberRef, HashSet, Layer, Logger, Queue, Scope, TestClock } from "effect"
 import type * as Artifact from "../src/Artifact.js"
 import type * as Delivery from "../src/Delivery.js"
 import { Admission } from "../src/internal/admission.js"
 import { LineWatch, type LineVerdict } from "../src/internal/lineWatch.js"
 import { BtpsServer, type ServerOptionsInput } from "../src/Server.js"
+import * as TestCertificates from "../src/TestCertificates.js"
+import * as TlsReload from "../src/TlsReload.js"
 import { eventuallySync } from "./support/eventually.js"
 import * as Probes from "./support/probes.js"
 import * as Fixture from "./support/serverFixture.js"
@@ -271,6 +277,90 @@ describe("finding 6: TLS 1.2 is forward secret and AEAD only by default", () => 
       expect(yield* handshake(port, {})).toMatch(/^TLSv1\.3 TLS_/)
     }))
 })
+
+describe("finding 6: certificate rotation without a restart", () => {
+  const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256
+  const peerFingerprint = (port: number) =>
+    Effect.promise(() =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" }, () => {
+          resolve(socket.getPeerCertificate().fingerprint256)
+          socket.destroy()
+        })
+        socket.once("error", reject)
+      })
+    )
+
+  it.scopedLive("a file change and SIGHUP load the new certificate for new connections; an open connection keeps working", () =>
+    Effect.gen(function*() {
+      const next = yield* TestCertificates.generate()
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "btps-tls-"))),
+        (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
+      )
+      const files = { cert: path.join(dir, "cert.pem"), key: path.join(dir, "key.pem") }
+      const write = (pair: { readonly cert: string; readonly key: string }) =>
+        Effect.promise(async () => {
+          // replaced by rename, as certificate tools do
+          for (const [file, text] of [[files.key, pair.key], [files.cert, pair.cert]] as const) {
+            await fs.writeFile(`${file}.new`, text)
+            await fs.rename(`${file}.new`, file)
+          }
+        })
+      yield* write(Fixture.certificate)
+      const server = yield* start()
+      const port = server.address.port
+      yield* TlsReload.watch(files).pipe(Effect.provideService(BtpsServer, server))
+      const old = yield* open(port)
+      expect(yield* peerFingerprint(port)).toBe(fingerprintOf(Fixture.certificate.cert))
+
+      yield* write(next)
+      let seen = ""
+      yield* eventuallySync("new connections get the new certificate", () => {
+        Effect.runPromise(peerFingerprint(port)).then((f) => (seen = f), () => {})
+        return seen === fingerprintOf(next.cert)
+      })
+      // the connection opened before the rotation is untouched
+      yield* send(old, Fixture.invoiceLine("after-rotation") + "\n")
+      yield* eventuallySync("the old connection is answered", () => old.lines.length === 1)
+      expect(parse(old.lines[0]!).status.ok).toBe(true)
+      expect(old.socket.getPeerCertificate().fingerprint256).toBe(fingerprintOf(Fixture.certificate.cert))
+
+      // SIGHUP alone (no file watch): back to the first pair
+      const signalOnly = yield* Scope.make()
+      yield* TlsReload.watch(files, { watchFiles: false }).pipe(Effect.provideService(BtpsServer, server), Scope.extend(signalOnly))
+      yield* Effect.promise(async () => {
+        for (const [file, text] of [[files.key, Fixture.certificate.key], [files.cert, Fixture.certificate.cert]] as const) await fs.writeFile(file, text)
+      })
+      process.emit("SIGHUP", "SIGHUP")
+      yield* eventuallySync("SIGHUP reloads", () => {
+        Effect.runPromise(peerFingerprint(port)).then((f) => (seen = f), () => {})
+        return seen === fingerprintOf(Fixture.certificate.cert)
+      })
+      yield* Scope.close(signalOnly, Exit.void)
+    }))
+
+  it.scopedLive("a key that does not match is refused with a log line, and the current certificate stays", () =>
+    Effect.gen(function*() {
+      const other = yield* TestCertificates.generate()
+      const server = yield* start()
+      const failed = yield* Effect.either(server.reloadTls({ cert: Fixture.certificate.cert, key: other.key }))
+      expect(failed._tag).toBe("Left")
+      expect(JSON.stringify(failed)).not.toContain("PRIVATE KEY")
+      expect(yield* peerFingerprintOf(server.address.port)).toBe(new X509Certificate(Fixture.certificate.cert).fingerprint256)
+    }))
+})
+
+const peerFingerprintOf = (port: number) =>
+  Effect.promise(() =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" }, () => {
+        resolve(socket.getPeerCertificate().fingerprint256)
+        socket.destroy()
+      })
+      socket.once("error", reject)
+    })
+  )
 
 // --- the state machines behind the rules, against a manual clock -----------------------------------
 

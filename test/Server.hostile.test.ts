@@ -95,10 +95,15 @@ describe("hostile input", () => {
       const codes = new Map<number, number>()
       // rounds of CONNECTIONS batches in parallel, each a fresh connection with BATCH pipelined lines
       for (let round = 0; answered < LINES; round++) {
-        const results = yield* Effect.forEach(Array.from({ length: CONNECTIONS }, (_, c) => round * CONNECTIONS + c), (seed) =>
+        // generated before connecting: generation blocks this process (the server's too) for seconds,
+        // which would otherwise count against the connections' TLS handshake deadline
+        const batches = Array.from({ length: CONNECTIONS }, (_, c) => round * CONNECTIONS + c).map((seed) => ({
+          seed,
+          text: Buffer.concat(fc.sample(hostileLine, { numRuns: BATCH, seed }).flatMap((l) => [l, Buffer.from("\n")]))
+        }))
+        const results = yield* Effect.forEach(batches, ({ seed, text }) =>
           Effect.promise(async () => {
-            const lines = fc.sample(hostileLine, { numRuns: BATCH, seed })
-            const got = await exchange(port, ca, Buffer.concat(lines.flatMap((l) => [l, Buffer.from("\n")])), {
+            const got = await exchange(port, ca, text, {
               expect: BATCH,
               then: "open",
               timeoutMs: 120_000
