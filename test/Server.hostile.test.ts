@@ -79,7 +79,7 @@ const hostileJson = fc.oneof(
 const hostileLine: fc.Arbitrary<Buffer> = fc.oneof(randomBytes, invalidUtf8, mutated, replacedMember, hostileJson)
 
 const LINES = 100_000
-const CONNECTIONS = 4
+const CONNECTIONS = 1
 const BATCH = 2_500
 
 describe("hostile input", () => {

@@ -18,6 +18,7 @@ import * as Middleware from "../Middleware.js"
 import * as MiddlewareModule from "../MiddlewareModule.js"
 import * as Pipeline from "../Pipeline.js"
 import * as Server from "../Server.js"
+import * as TlsReload from "../TlsReload.js"
 import { dns, keyResolverLayer, store, trustStoreLayer, withEnv } from "./options.js"
 import { CliError, diagnosticsLogger } from "./output.js"
 import * as Workers from "./workers.js"
@@ -168,7 +169,11 @@ const serve = (opts: Opts) =>
       Effect.gen(function*() {
         // the server logs "BTPS server listening on HOST:PORT" itself, once, in the chosen format (a
         // worker also tells its primary)
-        const address = Context.get(yield* Layer.build(server), Server.BtpsServer).address
+        const running = Context.get(yield* Layer.build(server), Server.BtpsServer)
+        const address = running.address
+        // certificate rotation: SIGHUP or a change of the files reloads them (src/TlsReload.ts)
+        const files = yield* ServerFlags.certificateFiles(opts.server)
+        if (Option.isSome(files)) yield* TlsReload.watch(files.value).pipe(Effect.provideService(Server.BtpsServer, running))
         yield* Workers.announceListening(address)
         if (Option.isSome(opts.metricsPort)) {
           const metrics = yield* MetricsHttp.make({ port: opts.metricsPort.value, host: opts.metricsHost }).pipe(

@@ -125,3 +125,24 @@ const optionalString = (name: string) => Config.option(Config.string(name))
 const readPem = (file: string, what: string): Effect.Effect<string, CliError, FileSystem.FileSystem> =>
   Effect.flatMap(readText(file, what), (text) =>
     text.includes("-----BEGIN ") ? Effect.succeed(text) : Effect.fail(new CliError({ message: `${file}: not a PEM ${what}` })))
+
+/**
+ * The files the certificate and key were read from (`--cert`/`--key` or `BTPS_TLS_CERT_FILE`/
+ * `BTPS_TLS_KEY_FILE`), when both came from files: what a certificate reload reads again.
+ *
+ * @since 0.1.0
+ */
+export const certificateFiles = (values: ReadonlyArray<Option.Option<string>>): Effect.Effect<Option.Option<{ readonly cert: string; readonly key: string }>> =>
+  Effect.gen(function*() {
+    const base = yield* Effect.configProviderWith(Effect.succeed)
+    const fileOf = (path: string) =>
+      Effect.gen(function*() {
+        const i = serverFlags.findIndex((f) => f.field.path.join(".") === path)
+        const given = values[i] ?? Option.none()
+        if (Option.isSome(given)) return given
+        return yield* base.load(optionalString(`${serverFlags[i]!.field.env}_FILE`)).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+      })
+    const cert = yield* fileOf("tls.cert")
+    const key = yield* fileOf("tls.key")
+    return Option.isSome(cert) && Option.isSome(key) ? Option.some({ cert: cert.value, key: key.value }) : Option.none()
+  })
