@@ -10,10 +10,10 @@
  */
 import type * as net from "node:net"
 import * as tls from "node:tls"
-import { Config, Context, Data, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Runtime, Schedule, Schema } from "effect"
+import { Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Runtime, Schedule, Schema } from "effect"
 import { Admission, type Decision, RefusalLog, refuse } from "./internal/admission.js"
 import { LineWatch } from "./internal/lineWatch.js"
-import { serveConnection } from "./internal/serverConnection.js"
+import { DrainSignal, serveConnection } from "./internal/serverConnection.js"
 import * as Metrics from "./Metrics.js"
 import * as SchemaConfig from "./internal/schemaConfig.js"
 import { Pipeline } from "./Pipeline.js"
@@ -270,7 +270,7 @@ export const make = (
     const watch = new LineWatch({ ...options, idleMs: options.connectionTimeoutMs }, now)
     yield* Effect.forkScoped(Effect.repeat(Effect.sync(() => watch.sweep()), Schedule.spaced(Duration.millis(sweepInterval(options)))))
 
-    const draining = yield* Deferred.make<void>()
+    const draining = new DrainSignal()
     const connections = yield* FiberSet.make<void>()
     const runConnection = yield* FiberSet.runtime(connections)<never>()
 
@@ -331,7 +331,7 @@ export const make = (
     const address = yield* Effect.acquireRelease(listen(server, options.host, options.port), () =>
       Effect.gen(function*() {
         const closed = yield* Effect.fork(close(server))
-        yield* Deferred.succeed(draining, undefined)
+        yield* Effect.sync(() => draining.fire())
         // finalizers run uninterruptibly: the wait must be made interruptible for the timeout to cut it
         const pending = yield* Effect.interruptible(FiberSet.awaitEmpty(connections)).pipe(
           Effect.timeout(Duration.millis(options.shutdownGraceMs)),

@@ -1,18 +1,22 @@
 /**
  * One server connection: newline framing with a line size limit, the server's line watch (idle, line
- * deadline, slow lines, partial-line budget), lines processed
- * concurrently (at most maxInFlight) and answered in request order, each artifact cut after
- * artifactTimeoutMs, our side ended once every answer is written.
+ * deadline, slow lines, partial-line budget), lines processed concurrently (at most maxInFlight) and
+ * answered in request order, each artifact cut after artifactTimeoutMs, our side ended once every
+ * answer is written.
+ *
+ * This is the hot path, so it is a plain state machine driven by socket events rather than streams,
+ * queues and a fiber per line: a line the pipeline answers at once (an `Either`, see
+ * `internal/maybeSync.ts`) is answered in the same call; only a line that must wait gets a fiber. The
+ * connection itself is one long-lived fiber (an `Effect.async`), so the server's scope still owns it:
+ * interrupting it tears the connection down.
  */
-import * as NodeStream from "@effect/platform-node/NodeStream"
 import type * as tls from "node:tls"
-import { Deferred, Effect, Exit, Fiber, FiberSet, Queue, Runtime, Stream } from "effect"
+import { Effect, Either, Exit, Fiber, Runtime } from "effect"
 import * as Artifact from "../Artifact.js"
 import * as BtpsError from "../BtpsError.js"
 import type * as Pipeline from "../Pipeline.js"
-import { type Frame, LineFramer } from "./lineFramer.js"
-import type { LineVerdict, LineWatch } from "./lineWatch.js"
-import { awaitDrain } from "./socketWrite.js"
+import { LineFramer } from "./lineFramer.js"
+import type { LineVerdict, LineWatch, WatchedConnection } from "./lineWatch.js"
 
 /** The per-connection limits (a subset of the server options). */
 export interface ConnectionOptions {
@@ -22,9 +26,25 @@ export interface ConnectionOptions {
   readonly artifactTimeoutMs: number
 }
 
-/** An entry of a connection's response queue: a pending answer, or the end of input. */
-type Slot = { readonly _tag: "Answer"; readonly outcome: Deferred.Deferred<Pipeline.Outcome> } | { readonly _tag: "End" }
-const End: Slot = { _tag: "End" }
+/** Tells every connection when the server starts draining. */
+export class DrainSignal {
+  private readonly listeners = new Set<() => void>()
+  private fired = false
+  /** Call `f` when draining starts (at once if it has); returns the unsubscribe. */
+  on(f: () => void): () => void {
+    if (this.fired) {
+      f()
+      return () => {}
+    }
+    this.listeners.add(f)
+    return () => void this.listeners.delete(f)
+  }
+  fire(): void {
+    this.fired = true
+    for (const f of this.listeners) f()
+    this.listeners.clear()
+  }
+}
 
 const verdicts: Record<Exclude<LineVerdict, "Idle">, string> = {
   LineTimeout: "a line was not complete within lineTimeoutMs",
@@ -38,140 +58,209 @@ const verdictError = (verdict: LineVerdict): BtpsError.BtpsError =>
 
 const lineOf = (response: Artifact.Response): string => `${Artifact.encodeResponse(response)}\n`
 
-/** Write without waiting for the kernel unless the socket asks for backpressure. */
-const write = (socket: tls.TLSSocket, data: string): Effect.Effect<void, BtpsError.SocketClosed> => {
-  if (socket.destroyed || !socket.writable) return Effect.fail(new BtpsError.SocketClosed())
-  // Answers written in the same tick go out as one TLS record and one syscall instead of one each.
-  if (socket.writableCorked === 0) {
-    socket.cork()
-    process.nextTick(() => socket.uncork())
-  }
-  if (socket.write(data)) return Effect.void
-  return Effect.flatMap(awaitDrain(socket), (drained) => (drained ? Effect.void : Effect.fail(new BtpsError.SocketClosed())))
+/** One answer in request order: known, or being computed by `fiber`. */
+interface Slot {
+  outcome: Pipeline.Outcome | undefined
+  fiber: Fiber.RuntimeFiber<Pipeline.Outcome> | undefined
+  timer: ReturnType<typeof setTimeout> | undefined
 }
 
-/** Serve one TLS connection until it ends, the server drains (`draining`), or it idles out. */
+type RunFork = <A>(effect: Effect.Effect<A>) => Fiber.RuntimeFiber<A>
+
+class Connection {
+  private readonly framer: LineFramer
+  private readonly slots: Array<Slot> = []
+  /** Lines read while maxInFlight were being processed. */
+  private readonly waiting: Array<string> = []
+  private readonly watched: WatchedConnection
+  private readonly remoteAddress: string
+  private inFlight = 0
+  private lineNumber = 0
+  /** Taking new lines (false once input ended, the server drains, a verdict or a fatal line). */
+  private reading = true
+  /** Waiting for the socket's `drain`. */
+  private blocked = false
+  private done = false
+  private readonly unsubscribe: () => void
+
+  constructor(
+    private readonly socket: tls.TLSSocket,
+    private readonly pipeline: Pipeline.PipelineShape,
+    private readonly options: ConnectionOptions,
+    watch: LineWatch,
+    drain: DrainSignal,
+    private readonly runFork: RunFork,
+    private readonly onDone: () => void
+  ) {
+    this.remoteAddress = socket.remoteAddress ?? "unknown"
+    this.framer = new LineFramer(options.maxLineBytes)
+    this.watched = watch.register(() => this.inFlight, (v) => this.verdict(v))
+    socket.on("data", (chunk: Buffer) => this.data(chunk))
+    socket.on("end", () => this.stopReading())
+    socket.on("close", () => this.teardown())
+    socket.on("drain", () => {
+      this.blocked = false
+      this.flush()
+    })
+    this.unsubscribe = drain.on(() => this.stopReading())
+  }
+
+  private data(chunk: Buffer): void {
+    if (!this.reading) return
+    const frames = this.framer.push(chunk)
+    this.watched.framed(frames.length, this.framer.pending)
+    for (const frame of frames) {
+      if (frame._tag === "TooLong") {
+        this.refuse(new BtpsError.LineTooLong({ limit: this.options.maxLineBytes }), true)
+        this.stopReading()
+        return
+      }
+      if (frame.line.trim().length === 0) continue
+      if (this.inFlight < this.options.maxInFlight) this.start(frame.line)
+      else this.waiting.push(frame.line)
+    }
+    // backpressure: stop reading while lines wait for a free slot
+    if (this.waiting.length > 0) this.socket.pause()
+    this.flush()
+  }
+
+  /** Process a line: answered in place when the pipeline answers at once, else by a fiber. */
+  private start(line: string): void {
+    this.lineNumber++
+    const slot: Slot = { outcome: undefined, fiber: undefined, timer: undefined }
+    this.slots.push(slot)
+    const result = this.pipeline.process(line, { remoteAddress: this.remoteAddress, lineNumber: this.lineNumber })
+    if (Either.isEither(result)) {
+      slot.outcome = Either.getOrThrow(result as Either.Either<Pipeline.Outcome>)
+      return
+    }
+    this.inFlight++
+    const fiber = this.runFork(result)
+    slot.fiber = fiber
+    slot.timer = setTimeout(() => this.timedOut(slot, line), this.options.artifactTimeoutMs)
+    fiber.addObserver((exit) => {
+      clearTimeout(slot.timer)
+      this.inFlight--
+      if (slot.outcome === undefined && Exit.isSuccess(exit)) slot.outcome = exit.value
+      this.next()
+      this.flush()
+    })
+  }
+
+  /** Start waiting lines while there is room; read again once none wait. */
+  private next(): void {
+    while (this.reading && this.inFlight < this.options.maxInFlight && this.waiting.length > 0) this.start(this.waiting.shift()!)
+    if (this.reading && this.waiting.length === 0 && this.socket.isPaused()) this.socket.resume()
+  }
+
+  /** Cut an artifact: answer it with a timeout (first: the interrupted work would leave no answer), then interrupt the work. */
+  private timedOut(slot: Slot, line: string): void {
+    const answer = this.pipeline.refuse(new BtpsError.Timeout({ detail: "artifact processing timed out" }), {
+      remoteAddress: this.remoteAddress,
+      lineNumber: this.lineNumber,
+      close: false,
+      line
+    })
+    this.runFork(answer).addObserver((exit) => {
+      if (Exit.isSuccess(exit) && slot.outcome === undefined) slot.outcome = exit.value
+      if (slot.fiber !== undefined) this.runFork(Fiber.interrupt(slot.fiber))
+      this.flush()
+    })
+  }
+
+  /** A failure found here (line too long, a verdict), answered after what came before, through the pipeline. */
+  private refuse(error: BtpsError.BtpsError, close: boolean): void {
+    const slot: Slot = { outcome: undefined, fiber: undefined, timer: undefined }
+    this.slots.push(slot)
+    this.runFork(this.pipeline.refuse(error, { remoteAddress: this.remoteAddress, lineNumber: this.lineNumber, close })).addObserver((exit) => {
+      if (Exit.isSuccess(exit)) slot.outcome = exit.value
+      else slot.outcome = { response: BtpsError.toResponse(error), close: true }
+      this.flush()
+    })
+  }
+
+  private verdict(v: LineVerdict): void {
+    if (this.done) return
+    if (v !== "Idle") {
+      this.runFork(Effect.logInfo(`closing connection: ${verdicts[v]}`).pipe(Effect.annotateLogs({ reason: v, remoteAddress: this.remoteAddress })))
+    }
+    this.refuse(verdictError(v), true)
+    this.stopReading()
+    // A client that stops reading keeps our writes waiting forever: if the closing answer cannot be
+    // written and the connection ended within another period, drop it.
+    setTimeout(() => this.socket.destroy(), v === "Idle" ? this.options.connectionTimeoutMs : 1000).unref()
+  }
+
+  /** No more lines: input ended, the server drains, or the connection is closing. */
+  private stopReading(): void {
+    if (!this.reading) return
+    this.reading = false
+    this.waiting.length = 0
+    this.flush()
+  }
+
+  /** Write the answers that are ready, in order; end when nothing more can come. */
+  private flush(): void {
+    if (this.done) return
+    let wrote = false
+    while (!this.blocked && this.slots.length > 0 && this.slots[0]!.outcome !== undefined) {
+      const { outcome } = this.slots.shift()!
+      if (this.socket.destroyed || !this.socket.writable) return this.teardown()
+      // Answers written in the same tick go out as one TLS record and one syscall instead of one each.
+      if (!wrote && this.socket.writableCorked === 0) {
+        this.socket.cork()
+        process.nextTick(() => this.socket.uncork())
+      }
+      wrote = true
+      if (!this.socket.write(lineOf(outcome!.response))) this.blocked = true
+      this.watched.answered()
+      if (outcome!.close) return this.end()
+    }
+    if (!this.reading && this.slots.length === 0 && this.inFlight === 0) this.end()
+  }
+
+  /** All answers written: end our side and let the client close (destroyed if it does not within a second). */
+  private end(): void {
+    if (this.done) return
+    this.reading = false
+    this.finish()
+    this.socket.end()
+    setTimeout(() => this.socket.destroy(), 1000).unref()
+  }
+
+  /** The socket is gone (or the server gives up on it): stop all work. */
+  teardown(): void {
+    if (!this.socket.destroyed) this.socket.destroy()
+    this.finish()
+  }
+
+  private finish(): void {
+    if (this.done) return
+    this.done = true
+    this.reading = false
+    this.unsubscribe()
+    this.watched.release()
+    for (const slot of this.slots) {
+      clearTimeout(slot.timer)
+      if (slot.fiber !== undefined) this.runFork(Fiber.interrupt(slot.fiber))
+    }
+    this.slots.length = 0
+    this.onDone()
+  }
+}
+
+/** Serve one TLS connection until it ends, the server drains, or the line watch closes it. */
 export const serveConnection = (
   socket: tls.TLSSocket,
   pipeline: Pipeline.PipelineShape,
   options: ConnectionOptions,
-  draining: Deferred.Deferred<void>,
+  drain: DrainSignal,
   watch: LineWatch
-) =>
-  Effect.gen(function*() {
-    const remoteAddress = socket.remoteAddress ?? "unknown"
-    const slots = yield* Queue.bounded<Slot>(options.maxInFlight * 2)
-    const work = yield* FiberSet.make<void>()
-    let inFlight = 0
-    const framer = new LineFramer(options.maxLineBytes)
-    let lineNumber = 0
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-    /** Connection-level failures are answered by the pipeline too (onError middleware, metrics). */
-    const refuse = (error: BtpsError.BtpsError, close: boolean, line?: string) =>
-      pipeline.refuse(error, { remoteAddress, lineNumber, close, ...(line === undefined ? {} : { line }) })
-
-    // Told to close by the line watch: idle, a line past its deadline or too slow, or over the budget.
-    const verdict = yield* Deferred.make<LineVerdict>()
-    const watched = watch.register(() => inFlight, (v) => {
-      Deferred.unsafeDone(verdict, Exit.succeed(v))
-      // A client that stops reading keeps our writes waiting forever: if the closing answer cannot be
-      // written and the connection ended within another period, drop it.
-      setTimeout(() => socket.destroy(), v === "Idle" ? options.connectionTimeoutMs : 1000).unref()
-    })
-    yield* Effect.addFinalizer(() => Effect.sync(() => watched.release()))
-
-    // at most maxInFlight artifacts being processed; answers wait in order in `slots` for the writer
-    const permits = yield* Effect.makeSemaphore(options.maxInFlight)
-    /**
-     * Queue an answer slot and compute the answer in its own fiber. With `line`, the work is cut after
-     * artifactTimeoutMs: a plain timer completes the slot with a Timeout error and interrupts the work
-     * (an Effect.timeout per artifact would cost two fibers and a race).
-     */
-    const answer = (outcome: Effect.Effect<Pipeline.Outcome>, line?: string) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          yield* restore(permits.take(1))
-          const deferred = yield* Deferred.make<Pipeline.Outcome>()
-          yield* restore(Queue.offer(slots, { _tag: "Answer", outcome: deferred }))
-          // once queued, the answer is always produced (or the connection is torn down)
-          inFlight++
-          // a fiber forked here would inherit uninterruptibility: make the work interruptible again
-          const fiber = yield* FiberSet.run(
-            work,
-            Effect.interruptible(
-              Effect.intoDeferred(outcome, deferred).pipe(
-                Effect.ensuring(Effect.sync(() => inFlight--).pipe(Effect.zipRight(permits.release(1)))),
-                Effect.asVoid
-              )
-            )
-          )
-          if (line === undefined) return
-          const timer = setTimeout(() => {
-            // answer first (the interrupted work would complete the slot with its interruption)
-            runFork(
-              refuse(new BtpsError.Timeout({ detail: "artifact processing timed out" }), false, line).pipe(
-                Effect.flatMap((outcome) => Deferred.succeed(deferred, outcome)),
-                Effect.zipRight(Fiber.interruptFork(fiber))
-              )
-            )
-          }, options.artifactTimeoutMs)
-          fiber.addObserver(() => clearTimeout(timer))
-        })
-      )
-
-    const onFrame = (frame: Frame): Effect.Effect<void, "stop"> => {
-      if (frame._tag === "TooLong") {
-        const error = new BtpsError.LineTooLong({ limit: options.maxLineBytes })
-        return answer(refuse(error, true)).pipe(Effect.zipRight(Effect.fail("stop" as const)))
-      }
-      if (frame.line.trim().length === 0) return Effect.void
-      lineNumber++
-      return answer(pipeline.process(frame.line, { remoteAddress, lineNumber }), frame.line)
-    }
-
-    // closeOnDone false: the socket outlives the reader, so answers already queued can still be written
-    const reader = NodeStream.fromReadable<"stop", Uint8Array>(() => socket, () => "stop", { closeOnDone: false }).pipe(
-      Stream.mapConcat((chunk) => {
-        const frames = framer.push(chunk)
-        watched.framed(frames.length, framer.pending)
-        return frames
-      }),
-      Stream.runForEach(onFrame),
-      Effect.ignore,
-      // stop taking new lines when the server drains or the connection idles out
-      Effect.raceFirst(Deferred.await(draining)),
-      Effect.raceFirst(
-        Deferred.await(verdict).pipe(
-          Effect.tap((v) => v === "Idle" ? Effect.void : Effect.logInfo(`closing connection: ${verdicts[v]}`).pipe(Effect.annotateLogs({ reason: v }))),
-          Effect.flatMap((v) => answer(refuse(verdictError(v), true)))
-        )
-      ),
-      // end of input, after every answer queued so far. Interruptible: when the reader is interrupted
-      // because the writer is gone, a full queue would otherwise hold this finalizer forever.
-      Effect.ensuring(Effect.interruptible(Queue.offer(slots, End)))
-    )
-
-    const writer = Effect.gen(function*() {
-      while (true) {
-        const slot = yield* Queue.take(slots)
-        if (slot._tag === "End") return
-        const outcome = yield* Deferred.await(slot.outcome)
-        yield* write(socket, lineOf(outcome.response))
-        watched.answered()
-        if (outcome.close) return
-      }
-    })
-
-    const readerFiber = yield* Effect.fork(reader)
-    yield* Effect.exit(writer)
-    yield* Fiber.interrupt(readerFiber)
-    // all answers written: end our side and let the client close
-    yield* Effect.async<void>((resume) => {
-      if (socket.destroyed) return resume(Effect.void)
-      socket.end(() => resume(Effect.void))
-    }).pipe(Effect.timeout("1 second"), Effect.ignore)
-  }).pipe(
-    Effect.scoped,
-    Effect.ensuring(Effect.sync(() => socket.destroy())),
-    Effect.annotateLogs({ remoteAddress: socket.remoteAddress ?? "unknown" })
-  )
+): Effect.Effect<void> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime: Runtime.Runtime<never>) =>
+    Effect.async<void>((resume) => {
+      const runFork: RunFork = Runtime.runFork(runtime)
+      const connection = new Connection(socket, pipeline, options, watch, drain, runFork, () => resume(Effect.void))
+      // interrupted (the server's grace period is over): tear down, interrupting the work in flight
+      return Effect.sync(() => connection.teardown())
+    })).pipe(Effect.annotateLogs({ remoteAddress: socket.remoteAddress ?? "unknown" }))
