@@ -53,6 +53,8 @@ export interface WriterOptions {
   readonly format: Format
   /** Where batches of lines go (default: `process.stdout`). */
   readonly write?: (text: string) => void
+  /** Fields added to every line (e.g. a worker's `pid`), after the entry's own. */
+  readonly annotations?: Readonly<Record<string, string>>
 }
 
 const SAFE = /^[\w.:@$/+-]+$/
@@ -75,8 +77,14 @@ const fieldsOf = (entry: Entry): Array<readonly [string, string]> => {
  *
  * @since 0.1.0
  */
-export const formatLine = (entry: Entry, format: Format, now: Date = new Date()): string => {
+export const formatLine = (
+  entry: Entry,
+  format: Format,
+  now: Date = new Date(),
+  annotations: Readonly<Record<string, string>> = {}
+): string => {
   const fields = fieldsOf(entry)
+  for (const k in annotations) fields.push([k, annotations[k]!])
   if (format === "json") {
     const annotations: Record<string, string> = {}
     for (const [k, v] of fields) annotations[k] = v
@@ -108,7 +116,7 @@ export const makeWriter = (options: WriterOptions): AccessLogShape => {
   return {
     record: (entry) => {
       if (pending.length === 0) setImmediate(flush)
-      pending.push(formatLine(entry, options.format))
+      pending.push(formatLine(entry, options.format, new Date(), options.annotations))
     }
   }
 }

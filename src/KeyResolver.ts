@@ -243,7 +243,26 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
         })
       )
 
-    const resolvePublicKey = (identity: string, selector: string): Effect.Effect<PublicKey, PublicKeyNotFound> =>
+    // Keys resolved recently, by (identity, selector) as asked: a hit answers with an Either, which the
+    // server's pipeline uses without a fiber. Entries live as long as the cache's success TTL (Effect's
+    // clock), at most `capacity` of them; the Cache above stays the source of truth for lookups.
+    const clock = yield* Effect.clock
+    const ttlMs = Duration.toMillis(ttl)
+    const hot = new Map<string, { readonly key: PublicKey; readonly expiresAt: number }>()
+    const remember = (askedAs: string, key: PublicKey) => {
+      hot.delete(askedAs)
+      if (hot.size >= capacity) hot.delete(hot.keys().next().value!)
+      hot.set(askedAs, { key, expiresAt: clock.unsafeCurrentTimeMillis() + ttlMs })
+    }
+
+    const resolvePublicKey = (identity: string, selector: string): Effect.Effect<PublicKey, PublicKeyNotFound> => {
+      const askedAs = `${selector}\u0000${identity}`
+      const hit = hot.get(askedAs)
+      if (hit !== undefined && hit.expiresAt > clock.unsafeCurrentTimeMillis()) return Either.right(hit.key)
+      return Effect.tap(lookupPublicKey(identity, selector), (key) => Effect.sync(() => remember(askedAs, key)))
+    }
+
+    const lookupPublicKey = (identity: string, selector: string): Effect.Effect<PublicKey, PublicKeyNotFound> =>
       Either.match(Identity.parse(identity), {
         onLeft: () => Effect.fail(new PublicKeyNotFound({ detail: `not a BTPS identity: ${JSON.stringify(identity)}` })),
         onRight: (parsed) => {

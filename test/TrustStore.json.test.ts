@@ -3,7 +3,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option } from "effect"
+import { Effect, Either, Fiber, Layer, Option, TestClock, TestContext } from "effect"
 import { computeTrustId, type TrustRecord } from "../src/Trust.js"
 import * as JsonTrustStore from "../src/TrustStore/Json.js"
 import { CHILD_TEST_TIMEOUT_MS, runTsx } from "./support/childProcess.js"
@@ -161,7 +161,7 @@ describe("JsonTrustStore", () => {
     it.scopedLive("an edit by another program is picked up", () =>
       Effect.gen(function*() {
         const file = path.join(yield* tempDir, "trust.json")
-        const store = yield* JsonTrustStore.make({ connection: file })
+        const store = yield* JsonTrustStore.make({ connection: file, recheckMs: 0 })
         const first = yield* store.create(sample(1))
         const external = { ...sample(2), id: "edited-in" } as TrustRecord
         // Same inode, written in place, as an editor or `jq ... > file` would.
@@ -173,6 +173,25 @@ describe("JsonTrustStore", () => {
         const third = yield* store.create(sample(3))
         expect(yield* readJson(file)).toEqual([external, third])
       }))
+
+    it.scoped("lookups answer from memory; the file is checked again once recheckMs passed", () =>
+      Effect.gen(function*() {
+        const file = path.join(yield* tempDir, "trust.json")
+        const store = yield* JsonTrustStore.make({ connection: file, recheckMs: 1000 })
+        const first = yield* store.create(sample(1))
+        const lookup = store.getById(first.id)
+        // answered at once, from memory: an Either, not an Effect needing a fiber
+        expect(Either.isEither(lookup)).toBe(true)
+        const external = { ...sample(2), id: "edited-in" } as TrustRecord
+        yield* write(file, JSON.stringify([first, external]))
+        expect(yield* store.getById("edited-in")).toStrictEqual(Option.none())
+        yield* TestClock.adjust("1001 millis")
+        expect(Either.isEither(store.getById("edited-in"))).toBe(false)
+        expect(yield* store.getById("edited-in")).toStrictEqual(Option.some(external))
+        // a write through the store is seen at once
+        const third = yield* store.create(sample(3))
+        expect(yield* store.getById(third.id)).toStrictEqual(Option.some(third))
+      }).pipe(Effect.provide(TestContext.TestContext)))
 
     it.scopedLive("a deleted file reads as empty and is written again", () =>
       Effect.gen(function*() {

@@ -45,6 +45,11 @@ export interface Options {
   readonly lockTimeoutMs?: number
   /** Base delay between lock attempts. Default 5 ms. */
   readonly lockRetryMs?: number
+  /**
+   * Lookups (`getById`) answer from memory and check the file for changes made by other programs at
+   * most this often. Default 250 ms; 0 checks on every lookup. Writes through the store are seen at once.
+   */
+  readonly recheckMs?: number
 }
 
 /** What the file held at one moment, and the stamp to tell whether it changed since. */
@@ -193,6 +198,16 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
       retryMs: options.lockRetryMs ?? 5
     }
     const cache = yield* Ref.make<Snapshot | undefined>(undefined)
+    // The snapshot lookups answer from without touching the file, and when the file was last checked
+    // (Effect's clock, so TestClock drives it).
+    const clock = yield* Effect.clock
+    const recheckMs = options.recheckMs ?? 250
+    let latest: Snapshot | undefined
+    let checkedAt = Number.NEGATIVE_INFINITY
+    const remember = (s: Snapshot) => {
+      latest = s
+      checkedAt = clock.unsafeCurrentTimeMillis()
+    }
     // One writer at a time within this process; the lock file orders writers across processes.
     const writers = yield* Effect.makeSemaphore(1)
 
@@ -229,7 +244,9 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
       })
       const stamp = stat === undefined ? undefined : stampOf(stat)
       const cached = yield* Ref.get(cache)
-      return cached !== undefined && cached.stamp === stamp ? cached : yield* load
+      const fresh = cached !== undefined && cached.stamp === stamp ? cached : yield* load
+      remember(fresh)
+      return fresh
     })
 
     /**
@@ -250,7 +267,9 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
             const document = render(entityName, before.document, records)
             yield* writeDurably(file, JSON.stringify(document, null, 2) + "\n")
             const stat = yield* Effect.tryPromise({ try: () => fs.stat(file), catch: ioFailure(`cannot stat ${file}`) })
-            yield* Ref.set(cache, snapshot(stampOf(stat), document, records))
+            const written = snapshot(stampOf(stat), document, records)
+            yield* Ref.set(cache, written)
+            remember(written)
             return result
           })
         ).pipe(Effect.catchTag("FileLockError", (e) => Effect.fail(fromLockError(e))))
@@ -267,7 +286,11 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
     }
 
     return makeStore({
-      getById: (trustId) => Effect.map(current, (s) => Option.fromNullable(s.byId.get(trustId))),
+      // from memory (an Either: the server answers without a fiber) unless the file is due a check
+      getById: (trustId) =>
+        latest !== undefined && clock.unsafeCurrentTimeMillis() - checkedAt < recheckMs
+          ? Either.right(Option.fromNullable(latest.byId.get(trustId)))
+          : Effect.map(current, (s) => Option.fromNullable(s.byId.get(trustId))),
       create: (record, trustId) =>
         transact<TrustRecord, TrustRecordExists | TrustStoreFailure>((s) => {
           const created = newRecord(record, trustId)

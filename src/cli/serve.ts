@@ -9,9 +9,10 @@
  * @since 0.1.0
  */
 import { Command, HelpDoc, Options } from "@effect/cli"
-import { Config, Context, Effect, FiberRef, HashSet, Layer, Option, Schema, type Scope } from "effect"
+import { Config, Context, Effect, FiberRef, HashSet, Layer, LogLevel, Option, Schema, type Scope } from "effect"
 import * as Delivery from "../Delivery.js"
 import * as FileInbox from "../FileInbox.js"
+import * as AccessLog from "../AccessLog.js"
 import * as Logging from "../Logging.js"
 import * as MetricsHttp from "../MetricsHttp.js"
 import * as Middleware from "../Middleware.js"
@@ -80,17 +81,11 @@ type Opts = Command.Command.ParseConfig<typeof options>
 // --- pieces ---------------------------------------------------------------------------------------------
 
 /** Without --webhook or --inbox, verified artifacts are only logged. */
-const logArtifact = Delivery.onMessage((incoming: Delivery.IncomingArtifact) =>
-  Effect.logInfo("verified artifact").pipe(
-    Effect.annotateLogs({
-      reqId: incoming.artifact.id,
-      type: incoming.artifact.type,
-      from: incoming.artifact.from,
-      to: incoming.artifact.to,
-      remoteAddress: incoming.remoteAddress
-    })
-  )
-)
+/**
+ * Without an inbox or webhook, artifacts are only logged: the access log's `accepted` line (the
+ * pipeline's, one per decision) is that record, so delivery itself has nothing left to do.
+ */
+const logArtifact = Delivery.layerDiscard
 
 /**
  * Where verified artifacts go: the inbox, the webhook, both (inbox first, so a webhook failure the sender
@@ -159,10 +154,15 @@ const serve = (opts: Opts) =>
       onSome: (path) => MiddlewareModule.layer(path)
     })).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
     const services = Layer.mergeAll(keyResolverLayer(opts.dns), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
+    // one access line per decision at info (accepted, refused with the reason), cheap and batched
+    const level = yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
+    const accessLog = LogLevel.lessThanEqual(level, LogLevel.Info)
+      ? AccessLog.layer({ format: opts.logFormat === "json" ? "json" : "logfmt", annotations: Workers.workerAnnotations() })
+      : Layer.succeed(AccessLog.AccessLog, AccessLog.none)
     const server = Server.layer(serverOptions.server).pipe(
       Layer.mapError((e) => new CliError({ message: e.message, cause: e })),
       Layer.provide(Pipeline.layer(serverOptions.pipeline)),
-      Layer.provide(services)
+      Layer.provide(Layer.merge(services, accessLog))
     )
 
     yield* Effect.scoped(

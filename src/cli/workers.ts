@@ -95,8 +95,16 @@ const ignoreRepeatedSignals = () => {
 export const inWorker = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
   if (!cluster.isWorker) return self
   ignoreRepeatedSignals()
-  return Effect.annotateLogs(self, { worker: cluster.worker?.id ?? 0, pid: process.pid })
+  return Effect.annotateLogs(self, workerAnnotations())
 }
+
+/**
+ * What identifies this process's log lines in a worker (`worker`, `pid`); nothing outside one.
+ *
+ * @since 0.1.0
+ */
+export const workerAnnotations = (): Record<string, string> =>
+  cluster.isWorker ? { worker: String(cluster.worker?.id ?? 0), pid: String(process.pid) } : {}
 
 /**
  * The listening line: printed by a single server, sent to the primary by a worker (the primary prints

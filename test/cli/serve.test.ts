@@ -93,7 +93,7 @@ describe.concurrent("btps serve", () => {
     const answer = await send(port, Fixture.invoiceLine(id))
     expect(answer.status.ok).toBe(true)
     expect(answer.reqId).toBe(id)
-    await server.waitForLine(new RegExp(`message="verified artifact".*reqId=${id}`))
+    await server.waitForLine(new RegExp(`message=accepted .*reqId=${id}`))
     const refused = await send(port, Fixture.untrustedLine())
     expect(refused.status.ok).toBe(false)
 

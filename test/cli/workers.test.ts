@@ -41,9 +41,9 @@ const fields = (line: string): Record<string, string> =>
 const logged = (stdout: string, message: string): Array<Record<string, string>> =>
   stdout.split("\n").filter((l) => l.includes(`message="${message}"`)).map(fields)
 
-/** The pid of the worker that logged `verified artifact` for `id`. */
+/** The pid of the worker whose access log `accepted` line names `id`. */
 const servedBy = async (server: Running, id: string): Promise<number> =>
-  Number(fields((await server.waitForLine(new RegExp(`message="verified artifact".*reqId=${id}`))).input!).pid)
+  Number(fields((await server.waitForLine(new RegExp(`message=accepted .*reqId=${id}`))).input!).pid)
 
 describe("btps serve --workers", () => {
   let dir: string
