@@ -169,15 +169,15 @@ export const make = (
     }
 
     // tagged metrics built once, not per artifact
-    const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepDuration.pipe(Metric.tagged("step", name))]))
-    const getByIdTimer = Metrics.trustStoreDuration.pipe(Metric.tagged("operation", "getById"))
+    const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepSeries(name)]))
+    const getByIdTimer = Metrics.trustStoreSeries("getById")
     // artifactsTotal by (kind, outcome), tagged once per pair instead of per artifact
     const answerCounters = new Map<string, Metric.Metric.Counter<number>>()
     const countAnswer = (kind: string, outcome: string): void => {
       const key = `${kind}\n${outcome}`
       let counter = answerCounters.get(key)
       if (counter === undefined) {
-        counter = Metrics.artifactsTotal.pipe(Metric.tagged("kind", kind), Metric.tagged("outcome", outcome))
+        counter = Metrics.artifactsSeries(kind, outcome)
         answerCounters.set(key, counter)
       }
       counter.unsafeUpdate(1, [])

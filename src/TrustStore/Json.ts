@@ -204,6 +204,9 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
     const recheckMs = options.recheckMs ?? 250
     let latest: Snapshot | undefined
     let checkedAt = Number.NEGATIVE_INFINITY
+    // a check in progress since (other lookups meanwhile answer from memory), given up on after a while
+    let checkingSince = Number.NEGATIVE_INFINITY
+    const checkWindowMs = 5_000
     const remember = (s: Snapshot) => {
       latest = s
       checkedAt = clock.unsafeCurrentTimeMillis()
@@ -286,11 +289,19 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
     }
 
     return makeStore({
-      // from memory (an Either: the server answers without a fiber) unless the file is due a check
-      getById: (trustId) =>
-        latest !== undefined && clock.unsafeCurrentTimeMillis() - checkedAt < recheckMs
-          ? Either.right(Option.fromNullable(latest.byId.get(trustId)))
-          : Effect.map(current, (s) => Option.fromNullable(s.byId.get(trustId))),
+      // From memory (an Either: the server answers without a fiber) unless the file is due a check. The
+      // lookup that finds it due checks it; lookups made meanwhile still answer from memory.
+      getById: (trustId) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const due = latest === undefined || now - checkedAt >= recheckMs
+        if (!due || (latest !== undefined && now - checkingSince < checkWindowMs)) {
+          return Either.right(Option.fromNullable(latest!.byId.get(trustId)))
+        }
+        checkingSince = now
+        return Effect.map(current, (s) => Option.fromNullable(s.byId.get(trustId))).pipe(
+          Effect.ensuring(Effect.sync(() => void (checkingSince = Number.NEGATIVE_INFINITY)))
+        )
+      },
       create: (record, trustId) =>
         transact<TrustRecord, TrustRecordExists | TrustStoreFailure>((s) => {
           const created = newRecord(record, trustId)
