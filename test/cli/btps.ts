@@ -7,6 +7,9 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { CHILD_DEADLINE_MS, repoRoot } from "../support/childProcess.js"
+import * as DnsServer from "../support/dnsServer.js"
+import * as Fixture from "../support/serverFixture.js"
+import * as V from "../support/vectors.js"
 import { showOnFailure } from "../support/childOutput.js"
 
 const bin = path.join(repoRoot, "bin", "btps.mjs")
@@ -141,4 +144,16 @@ export const listeningPorts = async (pid: number): Promise<Array<number>> => {
     }
   }
   return ports
+}
+
+/** A directory with the vectors' server files (cert.pem, key.pem, and trust.json unless `trust: false`) and a DNS server for their zone. */
+export const serveWorld = async (options: { readonly trust?: boolean } = {}): Promise<{ readonly dir: string; readonly dns: DnsServer.DnsServer }> => {
+  const dir = await makeDir()
+  const dns = await DnsServer.start(Fixture.zone())
+  await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
+  await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
+  if (options.trust !== false) {
+    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(Fixture.asRecorded(V.ids.trustStoreRecords.records)))
+  }
+  return { dir, dns }
 }

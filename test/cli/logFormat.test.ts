@@ -2,15 +2,13 @@
  * `btps serve --log-format json`: every stdout line of a run (start, metrics endpoint, deliveries,
  * refusals, shutdown) is one JSON object, and "listening" is logged once.
  */
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
-import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
-import { makeDir, removeDir, type Running, start } from "./btps.js"
+import { removeDir, type Running, start, serveWorld } from "./btps.js"
 
 describe("btps serve --log-format json", () => {
   let dir: string
@@ -18,11 +16,7 @@ describe("btps serve --log-format json", () => {
   const children: Array<Running> = []
 
   beforeAll(async () => {
-    dir = await makeDir()
-    dns = await DnsServer.start(Fixture.zone())
-    await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
-    await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(Fixture.asRecorded(V.ids.trustStoreRecords.records)))
+    ;({ dir, dns } = await serveWorld())
   })
   afterAll(async () => {
     for (const child of children) child.kill()
@@ -41,7 +35,7 @@ describe("btps serve --log-format json", () => {
     await server.waitForLine(/"message":"metrics on http:/)
     const answers = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine("json-log-1")}\nnot json\n`, { expect: 2, timeoutMs: 20_000 })
     expect(answers.lines.map((l) => (JSON.parse(l) as { status: { ok: boolean } }).status.ok)).toEqual([true, false])
-    await server.waitForLine(/"message":"verified artifact"/)
+    await server.waitForLine(/"message":"accepted"/)
     server.child.kill("SIGTERM")
     const result = await server.exited
     expect(result.code).toBe(0)
@@ -54,8 +48,10 @@ describe("btps serve --log-format json", () => {
     const messages = parsed.map((p) => String(p.message))
     expect(messages.filter((m) => m.includes("listening"))).toHaveLength(1)
     expect(messages).toContain("shutting down: draining in-flight artifacts")
-    const delivered = parsed.find((p) => p.message === "verified artifact")
-    expect(delivered?.annotations).toMatchObject({ reqId: "json-log-1", type: "BTPS_DOC" })
+    const delivered = parsed.find((p) => p.message === "accepted")
+    expect(delivered?.annotations).toMatchObject({ outcome: "accepted", reqId: "json-log-1", kind: "BTPS_DOC" })
+    const refused = parsed.find((p) => p.message === "refused")
+    expect(refused?.annotations).toMatchObject({ outcome: "refused", reason: "InvalidJson", code: "400" })
     expect(parsed.every((p) => typeof p.logLevel === "string")).toBe(true)
   }, CHILD_TEST_TIMEOUT_MS)
 })

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
 import * as V from "../support/vectors.js"
-import { makeDir, removeDir, run, type Running, start } from "./btps.js"
+import { removeDir, run, type Running, start, serveWorld } from "./btps.js"
 
 const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
 const N = 100
@@ -37,10 +37,7 @@ describe("btps outbox", () => {
   const children: Array<Running> = []
 
   beforeAll(async () => {
-    dir = await makeDir()
-    dns = await DnsServer.start(Fixture.zone())
-    await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
-    await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
+    ;({ dir, dns } = await serveWorld({ trust: false }))
     await fs.writeFile(path.join(dir, "sender.pem"), V.keys.trustedSender!.privateKeyPem)
     await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify({ trusted_senders: V.ids.trustStoreRecords.records }))
   })

@@ -4,7 +4,6 @@
  * restart budget as a property.
  */
 import { randomUUID } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { it as prop } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
@@ -13,9 +12,8 @@ import { RestartBudget } from "../../src/cli/workers.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
-import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
-import { makeDir, removeDir, type Running, start } from "./btps.js"
+import { removeDir, type Running, start, serveWorld } from "./btps.js"
 
 // the primary's line (a worker's own line carries worker= and pid= annotations after the message)
 const LISTENING = /message="BTPS server listening on 127\.0\.0\.1:(\d+)"$/m
@@ -52,11 +50,7 @@ describe("btps serve --workers", () => {
   const children: Array<Running> = []
 
   beforeAll(async () => {
-    dir = await makeDir()
-    dns = await DnsServer.start(Fixture.zone())
-    await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
-    await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(Fixture.asRecorded(V.ids.trustStoreRecords.records)))
+    ;({ dir, dns } = await serveWorld())
     args = [
       "serve", "--host", "127.0.0.1", "--port", "0",
       "--trust-file", path.join(dir, "trust.json"), "--dns-server", dns.address,
