@@ -22,7 +22,8 @@ const program = Effect.gen(function*() {
   const deviceKeys = yield* Crypto.generateKeyPair()
   const device = yield* Crypto.signerFromPem(deviceKeys)
   const records = { [`btps1._btps.identity.finance.acme.example`]: DnsRecord.formatIdentityRecord(partnerKeys.publicKeyBase64) }
-  const trusted = yield* Trust.makeRecord({ senderId: partner, receiverId: user, publicKeyBase64: partnerKeys.publicKeyBase64, publicKeyFingerprint: partnerKeys.fingerprint })
+  // "mixed": this partner may send plain invoices (the default, "encrypted", refuses them)
+  const trusted = yield* Trust.makeRecord({ senderId: partner, receiverId: user, publicKeyBase64: partnerKeys.publicKeyBase64, publicKeyFingerprint: partnerKeys.fingerprint, privacyType: "mixed" })
 
   yield* step(1, `Starting the server of ${user} with agents and a mailbox`)
   const agents = Agents.layerWith(Mailbox.handlers).pipe(Layer.provideMerge(AgentAuth.layerMemory()))
