@@ -39,7 +39,7 @@ describe("btps outbox", () => {
   beforeAll(async () => {
     ;({ dir, dns } = await serveWorld({ trust: false }))
     await fs.writeFile(path.join(dir, "sender.pem"), V.keys.trustedSender!.privateKeyPem)
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify({ trusted_senders: V.ids.trustStoreRecords.records }))
+    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify({ trusted_senders: Fixture.asRecorded(V.ids.trustStoreRecords.records) }))
   })
   afterAll(async () => {
     for (const c of children) c.kill()
