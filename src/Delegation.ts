@@ -37,7 +37,7 @@ export interface DelegationPolicyShape {
   readonly maxAge: Option.Option<Duration.Duration>
   /** How far in the future `delegation.issuedAt` may be (clock skew; default 5 minutes, only with `maxAge`). */
   readonly maxSkew: Duration.Duration
-  /** Smallest accepted RSA modulus of the agent key, in bits (default 0: any). */
+  /** Smallest accepted RSA modulus of the agent key, in bits (default 0, no minimum). */
   readonly minAgentKeyBits: number
   /** Extra rule on the agent key (default: accept). Return a reason to refuse. */
   readonly checkAgentKey: (key: PublicKey, delegation: DelegationFields) => Option.Option<string>
