@@ -146,7 +146,11 @@ export const makeBackend = (options: Options = {}): Effect.Effect<Backend, Outbo
               WHERE ${sql.in("id", due.map((i) => i.id))}`
             return due.map((i) => ({ ...i, attempts: i.attempts + 1, nextAttemptAt: until }))
           })
-        ).pipe(Effect.catchTag("SqlError", failure(`cannot claim from ${table}`))),
+        ).pipe(
+          // concurrent claimers can deadlock on MariaDB/MySQL; the transaction rolled back, so claim again
+          Effect.retry({ times: 3, while: (e) => e._tag === "SqlError" }),
+          Effect.catchTag("SqlError", failure(`cannot claim from ${table}`))
+        ),
       settle: (id, owner, s) => {
         const change = s.status === "delivered"
           ? sql`status = 'delivered', delivered_at = ${s.at}, last_error = NULL`
