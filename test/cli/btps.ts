@@ -146,14 +146,20 @@ export const listeningPorts = async (pid: number): Promise<Array<number>> => {
   return ports
 }
 
-/** A directory with the vectors' server files (cert.pem, key.pem, and trust.json unless `trust: false`) and a DNS server for their zone. */
-export const serveWorld = async (options: { readonly trust?: boolean } = {}): Promise<{ readonly dir: string; readonly dns: DnsServer.DnsServer }> => {
+/**
+ * A directory with the vectors' server files (cert.pem, key.pem, and trust.json unless `trust: false`,
+ * under `entityName` when given) and a DNS server for their zone.
+ */
+export const serveWorld = async (
+  options: { readonly trust?: boolean; readonly entityName?: string } = {}
+): Promise<{ readonly dir: string; readonly dns: DnsServer.DnsServer }> => {
   const dir = await makeDir()
   const dns = await DnsServer.start(Fixture.zone())
   await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
   await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
   if (options.trust !== false) {
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(Fixture.asRecorded(V.ids.trustStoreRecords.records)))
+    const records = Fixture.asRecorded(V.ids.trustStoreRecords.records)
+    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(options.entityName === undefined ? records : { [options.entityName]: records }))
   }
   return { dir, dns }
 }

@@ -4,7 +4,6 @@
  * after, and a good client served at the end.
  */
 import { randomUUID } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -12,9 +11,8 @@ import * as DnsServer from "../support/dnsServer.js"
 import { eventuallyPromise } from "../support/eventually.js"
 import * as Probes from "../support/probes.js"
 import * as Fixture from "../support/serverFixture.js"
-import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
-import { makeDir, removeDir, type Running, start } from "./btps.js"
+import { removeDir, type Running, start, serveWorld } from "./btps.js"
 
 const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
 const ca = Fixture.certificate.cert
@@ -40,11 +38,7 @@ describe("btps serve under hostile connections", () => {
   }
 
   beforeAll(async () => {
-    dir = await makeDir()
-    dns = await DnsServer.start(Fixture.zone())
-    await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
-    await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify({ trusted_senders: Fixture.asRecorded(V.ids.trustStoreRecords.records) }))
+    ;({ dir, dns } = await serveWorld({ entityName: "trusted_senders" }))
     args = [
       "--host", "127.0.0.1", "--port", "0",
       "--trust-file", path.join(dir, "trust.json"), "--entity-name", "trusted_senders",

@@ -15,7 +15,7 @@ import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
 import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
-import { isOneLineError, makeDir, removeDir, run, type Running, start } from "./btps.js"
+import { isOneLineError, removeDir, run, type Running, start, serveWorld } from "./btps.js"
 import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 
 const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
@@ -66,11 +66,7 @@ describe.concurrent("btps serve", () => {
   }
 
   beforeAll(async () => {
-    dir = await makeDir()
-    dns = await DnsServer.start(Fixture.zone())
-    await fs.writeFile(path.join(dir, "cert.pem"), Fixture.certificate.cert)
-    await fs.writeFile(path.join(dir, "key.pem"), Fixture.certificate.key)
-    await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify({ trusted_senders: Fixture.asRecorded(V.ids.trustStoreRecords.records) }))
+    ;({ dir, dns } = await serveWorld({ entityName: "trusted_senders" }))
     base = [
       "--host", "127.0.0.1", "--port", "0",
       "--trust-file", path.join(dir, "trust.json"), "--entity-name", "trusted_senders",
