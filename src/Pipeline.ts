@@ -367,15 +367,31 @@ export const make = (
       )
     }
 
+    /** What an exported span of a line says about it (never the document's contents). */
+    const spanAttributes = (ctx: Middleware.RequestContext, outcome: Outcome): Record<string, string | number> => {
+      const status = outcome.response.status
+      const artifact = ctx.decoded?.artifact
+      const attributes: Record<string, string | number> = {
+        "btps.type": kindOf(ctx.decoded),
+        "btps.outcome": status.ok ? "ok" : (ctx.error?._tag ?? "answered"),
+        "btps.code": status.code
+      }
+      if (ctx.reqId !== undefined) attributes["btps.reqId"] = ctx.reqId
+      if (artifact !== undefined && "from" in artifact) attributes["btps.from"] = artifact.from
+      if (artifact !== undefined && "to" in artifact) attributes["btps.to"] = artifact.to
+      return attributes
+    }
+
     /** The Effect path, for a line whose steps could not all be done at once (or when tracing/debugging). */
     const asEffect = (progress: Progress, result: MaybeSync.MaybeSync<Outcome>, lineNumber: number): Effect.Effect<Outcome> => {
       const answered = Effect.catchAllCause(result, (cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : defect(progress, cause))).pipe(
         Effect.tap((outcome) => {
           report(progress.ctx, outcome)
-          return debug ? debugLog(progress.ctx, outcome) : Effect.void
+          const logged = debug ? debugLog(progress.ctx, outcome) : Effect.void
+          return tracing ? Effect.zipRight(Effect.annotateCurrentSpan(spanAttributes(progress.ctx, outcome)), logged) : logged
         })
       )
-      return tracing ? Effect.withSpan(answered, "btps.pipeline", { attributes: { line: lineNumber }, captureStackTrace: false }) : answered
+      return tracing ? Effect.withSpan(answered, "btps.pipeline", { attributes: { line: lineNumber }, kind: "server", captureStackTrace: false }) : answered
     }
 
     const process = (line: string, info: LineInfo): Effect.Effect<Outcome> => {

@@ -19,9 +19,11 @@ import * as Middleware from "../Middleware.js"
 import * as MiddlewareModule from "../MiddlewareModule.js"
 import * as Pipeline from "../Pipeline.js"
 import * as Server from "../Server.js"
+import * as Telemetry from "../Telemetry.js"
 import * as TlsReload from "../TlsReload.js"
 import { dns, keyResolverLayer, store, trustStoreLayer, withEnv } from "./options.js"
-import { CliError, diagnosticsLogger } from "./output.js"
+import { CliError, configProblems, diagnosticsLogger } from "./output.js"
+import { packageVersion } from "./version.js"
 import * as Workers from "./workers.js"
 import * as ServerFlags from "./serverOptions.js"
 
@@ -72,6 +74,13 @@ const options = {
     Options.withDescription("Log format: logfmt (default), json or pretty. The level is the global --log-level (or BTPS_LOG_LEVEL)."),
     withEnv("BTPS_LOG_FORMAT", Config.literal(...Logging.Format.literals)("BTPS_LOG_FORMAT")),
     Options.withDefault("logfmt" as const)
+  ),
+  otlpEndpoint: Options.text("otlp-endpoint").pipe(
+    Options.withPseudoName("URL"),
+    Options.withDescription(
+      "Export traces and metrics over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318; the Datadog Agent's OTLP receiver too). Default: OTEL_EXPORTER_OTLP_ENDPOINT; the other OTEL_* variables apply (docs/operations.md)."
+    ),
+    Options.optional
   ),
   workers: Workers.option
 }
@@ -138,6 +147,25 @@ const sqlInbox = (table: string, store: Opts["store"]): Effect.Effect<Delivery.D
     return Context.get(context, Delivery.Delivery)
   })
 
+/**
+ * OpenTelemetry export when `--otlp-endpoint` or an OTEL_EXPORTER_OTLP_*ENDPOINT variable asks for it;
+ * otherwise nothing, and the exporter's modules are never loaded.
+ */
+const telemetry = (opts: Opts): Layer.Layer<never, CliError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const chosen = yield* Telemetry.config({ endpoint: Option.getOrUndefined(opts.otlpEndpoint), serviceVersion: packageVersion(import.meta.url) }).pipe(
+        Effect.mapError((error) => new CliError({ message: configProblems(error), cause: error }))
+      )
+      if (Option.isNone(chosen)) return Layer.empty
+      const where = chosen.value.endpoint ?? [chosen.value.tracesEndpoint, chosen.value.metricsEndpoint].filter((u) => u !== undefined).join(", ")
+      return Layer.merge(
+        Telemetry.layer(chosen.value).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e }))),
+        Layer.effectDiscard(Effect.logInfo(`exporting traces and metrics over OTLP/HTTP to ${where}`))
+      )
+    })
+  )
+
 // --- the command ----------------------------------------------------------------------------------------
 
 const serve = (opts: Opts) =>
@@ -183,7 +211,12 @@ const serve = (opts: Opts) =>
         }
         return yield* Effect.never.pipe(Effect.onInterrupt(() => Effect.logInfo("shutting down: draining in-flight artifacts")))
       })
-    ).pipe(Workers.inWorker)
+    ).pipe(
+      // outside the server's layers: the pipeline decides when it is built whether to make spans; closed
+      // after the server, so the last spans and metrics are sent
+      Effect.provide(telemetry(opts)),
+      Workers.inWorker
+    )
   }).pipe(
     // the server logs in the chosen format on stdout (docs/operations.md); the level is the one already in
     // force (--log-level, BTPS_LOG_LEVEL)
