@@ -20,6 +20,7 @@ const SUBPATH_ONLY = {
   PgChanges: "TrustStore/PgChanges",
   MysqlTrustStore: "TrustStore/Mysql",
   SqlInbox: "SqlInbox",
+  SqlAgentStore: "SqlAgentStore",
   testing: "testing"
 }
 

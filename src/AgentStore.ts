@@ -48,7 +48,11 @@ export const isActive = (record: AgentRecord, now: Date): boolean =>
   record.status === "accepted" && (record.expiresAt === undefined || Date.parse(record.expiresAt) > now.getTime())
 
 /** The store could not be read or written. @since 0.1.0 */
-export class AgentStoreFailure extends Data.TaggedError("AgentStoreFailure")<{ readonly operation: string; readonly cause?: unknown }> {}
+export class AgentStoreFailure extends Data.TaggedError("AgentStoreFailure")<{ readonly operation: string; readonly cause?: unknown }> {
+  override get message(): string {
+    return `agent store: ${this.operation} failed`
+  }
+}
 
 /** @since 0.1.0 */
 export interface AgentStoreShape {

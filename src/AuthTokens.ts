@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import * as NodeCrypto from "node:crypto"
-import { Context, Data, Duration, Effect, Layer, Option, SynchronizedRef } from "effect"
+import { Context, Data, Duration, Effect, Layer, Option, Schema, SynchronizedRef } from "effect"
 
 /** The auth token alphabet (no 0/O, 1/I). @since 0.1.0 */
 export const ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -80,8 +80,23 @@ export interface TokenEntry {
   readonly metadata?: Readonly<Record<string, unknown>>
 }
 
+/** {@link TokenEntry} as a Schema (what persistent stores write and read back). @since 0.1.0 */
+export const TokenEntrySchema: Schema.Schema<TokenEntry> = Schema.Struct({
+  kind: Schema.Literal("auth", "refresh"),
+  owner: Schema.String,
+  userIdentity: Schema.String,
+  agentId: Schema.optionalWith(Schema.String, { exact: true }),
+  createdAt: Schema.String,
+  expiresAt: Schema.String,
+  metadata: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { exact: true })
+})
+
 /** The token store failed. @since 0.1.0 */
-export class TokenStoreFailure extends Data.TaggedError("TokenStoreFailure")<{ readonly operation: string; readonly cause?: unknown }> {}
+export class TokenStoreFailure extends Data.TaggedError("TokenStoreFailure")<{ readonly operation: string; readonly cause?: unknown }> {
+  override get message(): string {
+    return `token store: ${this.operation} failed`
+  }
+}
 
 /** @since 0.1.0 */
 export interface TokenStoreShape {
