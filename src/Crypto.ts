@@ -190,6 +190,13 @@ export const verifyString = (input: string, signature: unknown, key: PublicKey):
 }
 
 /**
+ * Whether another key could make the signature verify (a rotated key): not for a malformed signature.
+ *
+ * @since 0.1.0
+ */
+export const isKeyRelated = (error: SignatureInvalid): boolean => error.reason !== "malformed"
+
+/**
  * Verify an artifact as received: the key's fingerprint must equal `signature.fingerprint`, and the
  * RSA signature must cover {@link signingInput}.
  *

@@ -12,6 +12,8 @@
 import * as Dns from "node:dns"
 import { Cache, Cause, Config, ConfigError, Context, Data, Duration, Effect, Either, Exit, Fiber, Layer, Metric, Option, type Scope } from "effect"
 import { DnsRecordNotFound, PublicKeyNotFound } from "./BtpsError.js"
+import * as DnsTxtClient from "./internal/dnsTxtClient.js"
+import * as MaybeSync from "./internal/maybeSync.js"
 import * as Crypto from "./Crypto.js"
 import type { PublicKey } from "./Crypto.js"
 import * as DnsRecord from "./DnsRecord.js"
@@ -27,6 +29,12 @@ export interface KeyResolverShape {
   readonly resolvePublicKey: (identity: string, selector: string) => Effect.Effect<PublicKey, PublicKeyNotFound>
   /** Where the server of `identity`'s domain listens, and the selector it advertises. */
   readonly resolveHost: (identity: string) => Effect.Effect<HostTarget, DnsRecordNotFound>
+  /**
+   * `stale` (a key {@link resolvePublicKey} answered) failed to verify: look the record up again, unless
+   * that was done within the refresh interval, and answer the current key (`stale` itself when unchanged).
+   * Concurrent refreshes of one record share one lookup. Optional: a resolver without it is never asked.
+   */
+  readonly refreshPublicKey?: (identity: string, selector: string, stale: PublicKey) => Effect.Effect<PublicKey, PublicKeyNotFound>
 }
 
 /**
@@ -69,7 +77,18 @@ export class DnsLookupError extends Data.TaggedError("DnsLookupError")<{
  *
  * @since 0.1.0
  */
-export type TxtLookup = (name: string) => Effect.Effect<ReadonlyArray<ReadonlyArray<string>>, DnsLookupError>
+export type TxtLookup = (name: string) => Effect.Effect<ReadonlyArray<ReadonlyArray<string>> | TxtAnswer, DnsLookupError>
+
+/**
+ * TXT records with the answer's TTL, as a DNS lookup that knows it returns them ({@link nodeLookup}).
+ *
+ * @since 0.1.0
+ */
+export interface TxtAnswer {
+  readonly records: ReadonlyArray<ReadonlyArray<string>>
+  /** The smallest TTL of the answer's records. */
+  readonly ttl: Duration.DurationInput
+}
 
 /**
  * How long results stay cached, and how many.
@@ -77,8 +96,17 @@ export type TxtLookup = (name: string) => Effect.Effect<ReadonlyArray<ReadonlyAr
  * @since 0.1.0
  */
 export interface CacheOptions {
-  /** How long a resolved key or host stays cached (default 5 minutes). */
+  /**
+   * A resolved key or host stays cached for its record's TTL, clamped to [`minTtl`, `maxTtl`]
+   * (defaults 30 seconds and 1 hour): a key removed from DNS stops verifying at most `maxTtl` later.
+   */
+  readonly minTtl?: Duration.DurationInput
+  /** See {@link minTtl}. */
+  readonly maxTtl?: Duration.DurationInput
+  /** How long a resolved key or host stays cached when the lookup reports no TTL (static records, custom lookups; default 5 minutes). */
   readonly ttl?: Duration.DurationInput
+  /** A key that failed to verify is looked up again at most once per interval (default 5 seconds), by {@link KeyResolverShape.refreshPublicKey}. */
+  readonly refreshInterval?: Duration.DurationInput
   /** How long "no such record" / "no usable record" is remembered (default 10 seconds). */
   readonly negativeTtl?: Duration.DurationInput
   /** How long a transient failure (timeout, SERVFAIL, refused) is remembered (default 1 second). */
@@ -123,6 +151,12 @@ export interface LayerOptions extends CacheOptions, ResolverOptions {}
 /** @since 0.1.0 */
 export const DEFAULT_TTL: Duration.Duration = Duration.minutes(5)
 /** @since 0.1.0 */
+export const DEFAULT_MIN_TTL: Duration.Duration = Duration.seconds(30)
+/** @since 0.1.0 */
+export const DEFAULT_MAX_TTL: Duration.Duration = Duration.hours(1)
+/** @since 0.1.0 */
+export const DEFAULT_REFRESH_INTERVAL: Duration.Duration = Duration.seconds(5)
+/** @since 0.1.0 */
 export const DEFAULT_NEGATIVE_TTL: Duration.Duration = Duration.seconds(10)
 /** @since 0.1.0 */
 export const DEFAULT_TRANSIENT_TTL: Duration.Duration = Duration.seconds(1)
@@ -160,28 +194,51 @@ const timed = (record: "key" | "host") => Metrics.timed(Metrics.dnsDuration.pipe
 
 // --- service ------------------------------------------------------------------------------------
 
+const isAnswer = (result: ReadonlyArray<ReadonlyArray<string>> | TxtAnswer): result is TxtAnswer => !Array.isArray(result)
+
+/** A cache entry: the value and when it expires (Effect clock, epoch milliseconds). */
+interface Cached<A> {
+  readonly value: A
+  readonly expiresAt: number
+}
+
 /**
  * The resolver over a TXT lookup function, with two caches (keys and hosts) keyed by record name.
  *
- * Successes are cached for `ttl`, authoritative misses for `negativeTtl`, transient failures for
- * `transientTtl`. Concurrent resolutions of one name share a single lookup. A cached key is the parsed
- * {@link PublicKey} itself: a hit does no parsing and no DNS traffic. Lookups run in the service's scope,
- * so a caller that is interrupted (a connection closing) never cancels a lookup other callers await;
- * closing the scope interrupts them all.
+ * Successes are cached for the record's TTL clamped to [`minTtl`, `maxTtl`] (`ttl` when the lookup
+ * reports none), authoritative misses for `negativeTtl`, transient failures for `transientTtl`.
+ * Concurrent resolutions of one name share a single lookup. A cached key is the parsed
+ * {@link PublicKey} itself: a hit does no parsing and no DNS traffic. A key that fails to verify is
+ * looked up again ({@link KeyResolverShape.refreshPublicKey}), at most once per `refreshInterval`.
+ * Lookups run in the service's scope, so a caller that is interrupted (a connection closing) never
+ * cancels a lookup other callers await; closing the scope interrupts them all.
  *
  * @since 0.1.0
  */
 export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const ttl = Duration.decode(options.ttl ?? DEFAULT_TTL)
+    const clock = yield* Effect.clock
+    const fallbackTtl = Duration.toMillis(Duration.decode(options.ttl ?? DEFAULT_TTL))
+    const minTtl = Duration.toMillis(Duration.decode(options.minTtl ?? DEFAULT_MIN_TTL))
+    const maxTtl = Math.max(minTtl, Duration.toMillis(Duration.decode(options.maxTtl ?? DEFAULT_MAX_TTL)))
     const negativeTtl = Duration.decode(options.negativeTtl ?? DEFAULT_NEGATIVE_TTL)
     const transientTtl = Duration.decode(options.transientTtl ?? DEFAULT_TRANSIENT_TTL)
+    const refreshInterval = Duration.decode(options.refreshInterval ?? DEFAULT_REFRESH_INTERVAL)
     const capacity = options.capacity ?? DEFAULT_CAPACITY
 
-    const timeToLive = <A, E extends { readonly cause?: unknown }>(exit: Exit.Exit<A, E>): Duration.Duration =>
+    /** The records of `name`, with the absolute expiry their TTL (clamped) gives them. */
+    const fetch = (name: string) =>
+      Effect.map(options.lookup(name), (result) => {
+        const lifetime = isAnswer(result)
+          ? Math.min(maxTtl, Math.max(minTtl, Duration.toMillis(Duration.decode(result.ttl))))
+          : fallbackTtl
+        return { records: isAnswer(result) ? result.records : result, expiresAt: clock.unsafeCurrentTimeMillis() + lifetime }
+      })
+
+    const timeToLive = <A, E extends { readonly cause?: unknown }>(exit: Exit.Exit<Cached<A>, E>): Duration.Duration =>
       Exit.match(exit, {
-        onSuccess: () => ttl,
+        onSuccess: (entry) => Duration.millis(Math.max(0, entry.expiresAt - clock.unsafeCurrentTimeMillis())),
         // defects and interruptions are not worth remembering
         onFailure: (cause) =>
           Option.match(Cause.failureOption(cause), {
@@ -193,76 +250,112 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
     const keys = yield* Cache.makeWith({
       capacity,
       timeToLive,
-      lookup: (name: string): Effect.Effect<PublicKey, PublicKeyNotFound> =>
-        options.lookup(name).pipe(
+      lookup: (name: string): Effect.Effect<Cached<PublicKey>, PublicKeyNotFound> =>
+        fetch(name).pipe(
           timed("key"),
           Effect.mapError((error) => new PublicKeyNotFound({ detail: describe(error), cause: error })),
-          Effect.flatMap((records) => DnsRecord.findIdentityRecord(name, records)),
-          Effect.flatMap((record) =>
-            Either.mapLeft(
-              Crypto.importPublicKey(record.publicKeyBase64),
-              (error) => new PublicKeyNotFound({ detail: `${name}: ${error.detail ?? "unparseable key"}`, cause: error })
-            )
-          )
+          Effect.flatMap(({ expiresAt, records }) =>
+            Effect.flatMap(DnsRecord.findIdentityRecord(name, records), (record) =>
+              Either.match(Crypto.importPublicKey(record.publicKeyBase64), {
+                onLeft: (error) => Either.left(new PublicKeyNotFound({ detail: `${name}: ${error.detail ?? "unparseable key"}`, cause: error })),
+                onRight: (value) => Either.right({ value, expiresAt })
+              })))
         )
     })
 
     const hosts = yield* Cache.makeWith({
       capacity,
       timeToLive,
-      lookup: (name: string): Effect.Effect<HostTarget, DnsRecordNotFound> =>
-        options.lookup(name).pipe(
+      lookup: (name: string): Effect.Effect<Cached<HostTarget>, DnsRecordNotFound> =>
+        fetch(name).pipe(
           timed("host"),
           Effect.mapError((error) => new DnsRecordNotFound({ name, detail: describe(error), cause: error })),
-          Effect.flatMap((records) => DnsRecord.findHostRecord(name, records)),
-          Effect.flatMap((record) =>
-            Option.match(DnsRecord.hostTarget(record), {
-              onNone: () => Effect.fail(new DnsRecordNotFound({ name, detail: `${name}: u=${record.host} is not a valid host[:port]` })),
-              onSome: Effect.succeed
-            })
-          )
+          Effect.flatMap(({ expiresAt, records }) =>
+            Effect.flatMap(DnsRecord.findHostRecord(name, records), (record) =>
+              Option.match(DnsRecord.hostTarget(record), {
+                onNone: () => Effect.fail(new DnsRecordNotFound({ name, detail: `${name}: u=${record.host} is not a valid host[:port]` })),
+                onSome: (value) => Effect.succeed({ value, expiresAt })
+              })))
         )
     })
 
+    /** Run `effect` in a fiber of the service's scope: the Cache interrupts every waiter of a name when the fiber running its lookup is interrupted. */
+    const detached = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => Effect.flatMap(Effect.forkIn(effect, scope), Fiber.join)
+
     // A completed entry answers in place (no span: this is the hot path of every artifact); otherwise the
-    // lookup runs in a fiber of the service's scope, because the Cache interrupts every waiter of a name
-    // when the fiber running its lookup is interrupted.
+    // lookup runs detached.
     const get = <A, E>(
-      cache: Cache.Cache<string, A, E>,
+      cache: Cache.Cache<string, Cached<A>, E>,
       name: string,
       attributes: Record<string, string>
-    ): Effect.Effect<A, E> =>
+    ): Effect.Effect<Cached<A>, E> =>
       Effect.flatMap(
         cache.getOption(name),
         Option.match({
           onSome: Effect.succeed,
           onNone: () =>
-            Effect.flatMap(Effect.forkIn(cache.get(name), scope), Fiber.join).pipe(
+            detached(cache.get(name)).pipe(
               Effect.withSpan("btps.dns.resolve", { attributes: { ...attributes, "btps.dns.name": name }, captureStackTrace: false })
             )
         })
       )
 
+    // Refreshes by (record name, fingerprint of the key that failed): concurrent failures share one
+    // lookup, and a key that keeps failing (a forged signature, not a rotation) costs one query per
+    // `refreshInterval`, not one per artifact. A refresh first asks the cache: a key that already changed
+    // (another refresh, an expiry) needs no query.
+    const refreshes = yield* Cache.makeWith({
+      capacity,
+      timeToLive: (exit: Exit.Exit<Cached<PublicKey>, PublicKeyNotFound>) => Exit.isSuccess(exit) || Exit.isFailure(exit) && Cause.isFailType(exit.cause) ? refreshInterval : Duration.zero,
+      lookup: (nameAndStale: string): Effect.Effect<Cached<PublicKey>, PublicKeyNotFound> => {
+        const cut = nameAndStale.indexOf("\u0000")
+        const name = nameAndStale.slice(0, cut)
+        const staleFingerprint = nameAndStale.slice(cut + 1)
+        return Effect.flatMap(keys.getOption(name), (cached) =>
+          Option.isSome(cached) && cached.value.value.fingerprint !== staleFingerprint
+            ? Effect.succeed(cached.value)
+            : Effect.zipRight(keys.invalidate(name), keys.get(name)))
+      }
+    })
+
     // Keys resolved recently, by (identity, selector) as asked: a hit answers with an Either, which the
-    // server's pipeline uses without a fiber. Entries live as long as the cache's success TTL (Effect's
+    // server's pipeline uses without a fiber. An entry expires with the cache entry it copies (Effect's
     // clock), at most `capacity` of them; the Cache above stays the source of truth for lookups.
-    const clock = yield* Effect.clock
-    const ttlMs = Duration.toMillis(ttl)
-    const hot = new Map<string, { readonly key: PublicKey; readonly expiresAt: number }>()
-    const remember = (askedAs: string, key: PublicKey) => {
+    const hot = new Map<string, Cached<PublicKey>>()
+    const remember = (askedAs: string, entry: Cached<PublicKey>) => {
       hot.delete(askedAs)
       if (hot.size >= capacity) hot.delete(hot.keys().next().value!)
-      hot.set(askedAs, { key, expiresAt: clock.unsafeCurrentTimeMillis() + ttlMs })
+      hot.set(askedAs, entry)
     }
 
     const resolvePublicKey = (identity: string, selector: string): Effect.Effect<PublicKey, PublicKeyNotFound> => {
       const askedAs = `${selector}\u0000${identity}`
       const hit = hot.get(askedAs)
-      if (hit !== undefined && hit.expiresAt > clock.unsafeCurrentTimeMillis()) return Either.right(hit.key)
-      return Effect.tap(lookupPublicKey(identity, selector), (key) => Effect.sync(() => remember(askedAs, key)))
+      if (hit !== undefined && hit.expiresAt > clock.unsafeCurrentTimeMillis()) return Either.right(hit.value)
+      return Effect.map(
+        Effect.tap(keyRecordName(identity, selector, (name) => get(keys, name, { "btps.dns.record": "key", "btps.identity": identity, "btps.selector": selector })), (entry) =>
+          Effect.sync(() => remember(askedAs, entry))),
+        (entry) => entry.value
+      )
     }
 
-    const lookupPublicKey = (identity: string, selector: string): Effect.Effect<PublicKey, PublicKeyNotFound> =>
+    const refreshPublicKey = (identity: string, selector: string, stale: PublicKey): Effect.Effect<PublicKey, PublicKeyNotFound> => {
+      const askedAs = `${selector}\u0000${identity}`
+      return keyRecordName(identity, selector, (name) =>
+        detached(refreshes.get(`${name}\u0000${stale.fingerprint}`)).pipe(
+          Effect.tap((entry) => Effect.sync(() => remember(askedAs, entry))),
+          // the record is gone or broken: the stale key must not keep verifying from the hot map
+          Effect.tapError(() => Effect.sync(() => hot.delete(askedAs))),
+          Effect.map((entry) => entry.value)
+        ))
+    }
+
+    /** Run `resolve` on the key record name of (identity, selector), or fail for names DNS cannot carry. */
+    const keyRecordName = <A>(
+      identity: string,
+      selector: string,
+      resolve: (name: string) => Effect.Effect<A, PublicKeyNotFound>
+    ): Effect.Effect<A, PublicKeyNotFound> =>
       Either.match(Identity.parse(identity), {
         onLeft: () => Effect.fail(new PublicKeyNotFound({ detail: `not a BTPS identity: ${JSON.stringify(identity)}` })),
         onRight: (parsed) => {
@@ -270,7 +363,7 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
           if (!isQueryableName(name)) {
             return Effect.fail(new PublicKeyNotFound({ detail: `not a valid DNS name: ${JSON.stringify(name)}` }))
           }
-          return get(keys, name, { "btps.dns.record": "key", "btps.identity": identity, "btps.selector": selector })
+          return resolve(name)
         }
       })
 
@@ -282,11 +375,36 @@ export const make = (options: MakeOptions): Effect.Effect<KeyResolverShape, neve
           if (!isQueryableName(name)) {
             return Effect.fail(new DnsRecordNotFound({ name, detail: `not a valid DNS name: ${JSON.stringify(name)}` }))
           }
-          return get(hosts, name, { "btps.dns.record": "host", "btps.identity": identity })
+          return Effect.map(get(hosts, name, { "btps.dns.record": "host", "btps.identity": identity }), (entry) => entry.value)
         }
       })
 
-    return KeyResolver.of({ resolvePublicKey, resolveHost })
+    return KeyResolver.of({ resolvePublicKey, resolveHost, refreshPublicKey })
+  })
+
+/**
+ * The key of `identity` (selector `selector`) that passes `check`: when the resolved key fails it, the
+ * resolver refreshes the key once ({@link KeyResolverShape.refreshPublicKey}) and the fresh key, if it
+ * differs, is checked instead; otherwise the first failure stands. Synchronous while the key is cached.
+ *
+ * @since 0.1.0
+ */
+export const verifiedKey = <E>(
+  resolver: KeyResolverShape,
+  identity: string,
+  selector: string,
+  check: (key: PublicKey) => Either.Either<void, E>,
+  /** Which failures a newer key could cure (default: all). */
+  keyRelated: (error: E) => boolean = () => true
+): MaybeSync.MaybeSync<PublicKey, E | PublicKeyNotFound> =>
+  MaybeSync.andThen(resolver.resolvePublicKey(identity, selector), (key): MaybeSync.MaybeSync<PublicKey, E | PublicKeyNotFound> => {
+    const first = check(key)
+    if (Either.isRight(first)) return Either.right(key)
+    if (resolver.refreshPublicKey === undefined || !keyRelated(first.left)) return Either.left(first.left)
+    return MaybeSync.andThen(
+      resolver.refreshPublicKey(identity, selector, key),
+      (fresh): MaybeSync.MaybeSync<PublicKey, E> => fresh === key ? Either.left(first.left) : Either.map(check(fresh), () => fresh)
+    )
   })
 
 // --- node:dns -----------------------------------------------------------------------------------
@@ -306,39 +424,47 @@ export const validateServers = (servers: ReadonlyArray<string>): Either.Either<R
 }
 
 /**
- * A TXT lookup through a node:dns `Resolver` owned by the scope (closing it cancels pending queries).
- * Each lookup is interruptible, and bounded even if c-ares misbehaves: past the worst case of its own
- * retry schedule it fails with `ETIMEOUT`. Dies on an invalid server list (see {@link validateServers}).
+ * A TXT lookup over UDP (TCP when the answer is truncated) to `options.servers`, else the system's
+ * resolvers (node:dns' list), that reports each answer's TTL ({@link TxtAnswer}); failures carry
+ * node:dns' error codes. The servers are tried in `tries` rounds, the first waiting `timeout` for an
+ * answer, each next round twice as long, so a lookup is always bounded. Each lookup is interruptible;
+ * closing the scope cancels pending ones. Dies on an invalid server list (see {@link validateServers}).
  *
  * @since 0.1.0
  */
 export const nodeLookup = (options: ResolverOptions = {}): Effect.Effect<TxtLookup, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const timeout = Math.max(1, Math.round(Duration.toMillis(Duration.decode(options.timeout ?? DEFAULT_TIMEOUT))))
+    const timeoutMs = Math.max(1, Math.round(Duration.toMillis(Duration.decode(options.timeout ?? DEFAULT_TIMEOUT))))
     const tries = Math.max(1, Math.floor(options.tries ?? DEFAULT_TRIES))
-    const servers = options.servers ?? []
-    const resolver = yield* Effect.acquireRelease(
-      Effect.orDie(Effect.try(() => {
-        const r = new Dns.Resolver({ timeout, tries })
-        if (servers.length > 0) r.setServers(servers)
-        return r
-      })),
-      (r) => Effect.sync(() => r.cancel())
-    )
-    // c-ares waits `timeout`, doubling per round over the servers: bound the whole lookup a bit beyond that.
-    const deadline = Duration.millis(timeout * (2 ** tries) * Math.max(1, resolver.getServers().length) + 1000)
+    // node:dns parses and normalises the list ("[::1]:53", "10.0.0.53", ...); the client only reads it
+    const servers = yield* Effect.orDie(Effect.try(() => {
+      const resolver = new Dns.Resolver()
+      if (options.servers !== undefined && options.servers.length > 0) resolver.setServers(options.servers)
+      const list = resolver.getServers()
+      return (list.length > 0 ? list : ["127.0.0.1"]).map(DnsTxtClient.parseServer)
+    }))
+    const pending = new Set<() => void>()
+    yield* Effect.addFinalizer(() => Effect.sync(() => pending.forEach((cancel) => cancel())))
     return (name: string) =>
-      Effect.async<ReadonlyArray<ReadonlyArray<string>>, DnsLookupError>((resume) => {
-        resolver.resolveTxt(name, (error, records) =>
+      Effect.async<TxtAnswer, DnsLookupError>((resume) => {
+        let settled = false
+        let cancel = (): void => undefined
+        cancel = DnsTxtClient.queryTxt(servers, name, { timeoutMs, tries }, (result) => {
+          settled = true
           resume(
-            error === null
-              ? Effect.succeed(records)
-              : Effect.fail(new DnsLookupError({ hostname: name, code: error.code ?? "EUNKNOWN", cause: error }))
-          ))
-        // nothing to cancel per query (Resolver.cancel would cancel every query); the callback is ignored
-      }).pipe(
-        Effect.timeoutFail({ duration: deadline, onTimeout: () => new DnsLookupError({ hostname: name, code: "ETIMEOUT" }) })
-      )
+            "answer" in result
+              ? Effect.succeed({ records: result.answer.records, ttl: Duration.seconds(result.answer.ttlSeconds) })
+              : Effect.fail(new DnsLookupError({ hostname: name, code: result.failure.code, cause: result.failure.cause }))
+          )
+          pending.delete(cancel)
+        })
+        if (settled) return
+        pending.add(cancel)
+        return Effect.sync(() => {
+          pending.delete(cancel)
+          cancel()
+        })
+      })
   })
 
 /**
@@ -369,7 +495,10 @@ const count = (name: string, fallback: number): Config.Config<number> =>
  * | variable | meaning | default |
  * | --- | --- | --- |
  * | `BTPS_DNS_SERVERS` | comma-separated `host[:port]` list | system resolvers |
- * | `BTPS_DNS_TTL` | seconds a resolved record is cached | 300 |
+ * | `BTPS_DNS_MIN_TTL` | a resolved record is cached for its DNS TTL, at least this many seconds | 30 |
+ * | `BTPS_DNS_MAX_TTL` | ... and at most this many | 3600 |
+ * | `BTPS_DNS_TTL` | seconds a resolved record is cached when its TTL is unknown (custom lookups) | 300 |
+ * | `BTPS_DNS_REFRESH_INTERVAL` | a key failing to verify is looked up again at most once per this many seconds | 5 |
  * | `BTPS_DNS_NEGATIVE_TTL` | seconds a missing record is remembered | 10 |
  * | `BTPS_DNS_TRANSIENT_TTL` | seconds a failed lookup is remembered | 1 |
  * | `BTPS_DNS_TIMEOUT` | seconds to wait for an answer (first try) | 2 |
@@ -379,6 +508,9 @@ const count = (name: string, fallback: number): Config.Config<number> =>
  * @since 0.1.0
  */
 export const config: Config.Config<LayerOptions> = Config.all({
+  minTtl: seconds("BTPS_DNS_MIN_TTL", 30),
+  maxTtl: seconds("BTPS_DNS_MAX_TTL", 3600),
+  refreshInterval: seconds("BTPS_DNS_REFRESH_INTERVAL", 5),
   servers: Config.string("BTPS_DNS_SERVERS").pipe(
     Config.withDefault(""),
     Config.mapOrFail((text) => {
@@ -392,7 +524,13 @@ export const config: Config.Config<LayerOptions> = Config.all({
   timeout: seconds("BTPS_DNS_TIMEOUT", 2),
   tries: count("BTPS_DNS_TRIES", DEFAULT_TRIES),
   capacity: count("BTPS_DNS_CACHE_SIZE", DEFAULT_CAPACITY)
-})
+}).pipe(
+  Config.mapOrFail((options) =>
+    Duration.lessThan(options.maxTtl, options.minTtl)
+      ? Either.left(ConfigError.InvalidData(["BTPS_DNS_MAX_TTL"], `expected at least BTPS_DNS_MIN_TTL (${Duration.format(options.minTtl)})`))
+      : Either.right(options)
+  )
+)
 
 /**
  * {@link layer} configured by {@link config} (or another `Config` of the same options).

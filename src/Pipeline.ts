@@ -19,7 +19,7 @@ import * as MaybeSync from "./internal/maybeSync.js"
 import * as SchemaConfig from "./internal/schemaConfig.js"
 import { Delivery } from "./Delivery.js"
 import { IdentityStore } from "./IdentityStore.js"
-import { KeyResolver } from "./KeyResolver.js"
+import { KeyResolver, verifiedKey } from "./KeyResolver.js"
 import * as Logging from "./Logging.js"
 import * as Metrics from "./Metrics.js"
 import * as Middleware from "./Middleware.js"
@@ -228,7 +228,7 @@ export const make = (
     /** The key that must verify the artifact: `from`'s, or for a delegated artifact the agent key its verified delegation names. */
     const senderKey = (raw: Artifact.JsonObject, a: Artifact.TransporterArtifact, now: Date): MaybeSync.MaybeSync<Crypto.PublicKey, BtpsError.BtpsError> =>
       a.delegation === undefined
-        ? MaybeSync.andThen(keys.resolvePublicKey(a.from, a.selector), (key) => MaybeSync.map(Crypto.verify(raw, key), () => key))
+        ? verifiedKey(keys, a.from, a.selector, (key) => Crypto.verify(raw, key), Crypto.isKeyRelated)
         : Delegation.verifySender(raw, a, keys.resolvePublicKey, delegationPolicy, now)
 
     const transporter = (

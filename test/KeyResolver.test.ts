@@ -15,9 +15,11 @@ import {
   Scope,
   TestClock
 } from "effect"
+import * as Crypto from "../src/Crypto.js"
 import * as DnsRecord from "../src/DnsRecord.js"
 import * as Identity from "../src/Identity.js"
 import * as KeyResolver from "../src/KeyResolver.js"
+import * as MaybeSync from "../src/internal/maybeSync.js"
 import * as Metrics from "../src/Metrics.js"
 import * as DnsServer from "./support/dnsServer.js"
 import { eventually, eventuallySync } from "./support/eventually.js"
@@ -258,7 +260,10 @@ describe("KeyResolver.layer against a local DNS server", () => {
       const name = keyName(receiver.identity, "btps1")
       const value = testZone[name]![0]!
       expect(value.length).toBeGreaterThan(255)
-      const records = yield* lookup(name)
+      const answer = yield* lookup(name)
+      if (Array.isArray(answer)) throw new Error("nodeLookup reports the TTL")
+      const { records, ttl } = answer as KeyResolver.TxtAnswer
+      expect(Duration.toSeconds(ttl)).toBe(60) // the test server's default TTL
       expect(records.length).toBe(1)
       expect(records[0]!.length).toBe(2) // ~410 bytes: 255 + the rest
       expect(records[0]!.join("")).toBe(value)
@@ -510,12 +515,12 @@ describe("KeyResolver.layer against a local DNS server", () => {
       const provider = (entries: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(entries)))
       const resolver = yield* Layer.build(KeyResolver.layerConfig()).pipe(
         Effect.map(Context.get(KeyResolver.KeyResolver)),
-        Effect.withConfigProvider(provider({ BTPS_DNS_SERVERS: ` ${server.address} `, BTPS_DNS_TTL: "30", BTPS_DNS_TIMEOUT: "0.3" }))
+        Effect.withConfigProvider(provider({ BTPS_DNS_SERVERS: ` ${server.address} `, BTPS_DNS_MAX_TTL: "30", BTPS_DNS_TIMEOUT: "0.3" }))
       )
       yield* resolver.resolvePublicKey(trusted.identity, "btps1")
       yield* TestClock.adjust("30001 millis")
       yield* resolver.resolvePublicKey(trusted.identity, "btps1")
-      expect(server.queries).toBe(2)
+      expect(server.queries).toBe(2) // the record's 60 s TTL, clamped to BTPS_DNS_MAX_TTL
 
       const bad = yield* Effect.exit(Effect.scoped(Layer.build(KeyResolver.layerConfig()).pipe(
         Effect.withConfigProvider(provider({ BTPS_DNS_SERVERS: "127.0.0.1:5353,not a server" }))
@@ -525,6 +530,10 @@ describe("KeyResolver.layer against a local DNS server", () => {
         Effect.withConfigProvider(provider({ BTPS_DNS_TTL: "-1" }))
       )))
       expect(Exit.isFailure(negative) && String(negative.cause)).toContain("BTPS_DNS_TTL")
+      const inverted = yield* Effect.exit(Effect.scoped(Layer.build(KeyResolver.layerConfig()).pipe(
+        Effect.withConfigProvider(provider({ BTPS_DNS_MIN_TTL: "600", BTPS_DNS_MAX_TTL: "60" }))
+      )))
+      expect(Exit.isFailure(inverted) && String(inverted.cause)).toContain("BTPS_DNS_MAX_TTL")
     }))
 
   const account = fc.stringMatching(/^[a-z0-9-]{1,12}$/)
@@ -560,6 +569,147 @@ describe("KeyResolver.layer against a local DNS server", () => {
       }),
     { fastCheck: { numRuns: 6 } }
   )
+})
+
+// --- record TTL and refresh on a failed verification (issue 12, finding 3) ----------------------
+
+describe("KeyResolver: the record's TTL and a refresh when a cached key fails to verify", () => {
+  const name = keyName(trusted.identity, "btps1")
+  const record = (k: V.KeyVector) => [DnsRecord.toCharacterStrings(DnsRecord.formatIdentityRecord(k.publicKeyBase64))]
+  const signer = (k: V.KeyVector) => {
+    const s = Crypto.signerFromPem(k)
+    if (s._tag === "Left") throw new Error("fixture key")
+    return s.right
+  }
+  const input = "an artifact's signing input"
+  /** A check that passes only for the key `k` signed with (as Pipeline verifies an artifact). */
+  const signedBy = (k: V.KeyVector) => {
+    const signature = Crypto.signString(input, signer(k))
+    return (key: Crypto.PublicKey) => Crypto.verifyString(input, signature, key)
+  }
+  const replacement = V.keys.untrustedSender!
+  const verified = (resolver: KeyResolver.KeyResolverShape, check: ReturnType<typeof signedBy>) =>
+    MaybeSync.toEffect(KeyResolver.verifiedKey(resolver, trusted.identity, "btps1", check, Crypto.isKeyRelated))
+
+  it.scoped("a short TTL is raised to minTtl (30 s), a long one lowered to maxTtl (1 h), one in between kept", () =>
+    Effect.gen(function*() {
+      const server = yield* DnsServer.make(testZone, { ttl: 5 })
+      const resolver = yield* resolverFor(server)
+      const expiresAfter = (ms: number) =>
+        Effect.gen(function*() {
+          const before = server.queriesFor(name)
+          yield* TestClock.adjust(Duration.millis(ms - 1))
+          yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+          expect(server.queriesFor(name)).toBe(before) // still cached 1 ms before
+          yield* TestClock.adjust("2 millis")
+          yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+          expect(server.queriesFor(name)).toBe(before + 1) // queried again just after
+        })
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      yield* expiresAfter(30_000) // TTL 5 s → 30 s
+      server.setTtl(86_400)
+      yield* TestClock.adjust("30001 millis")
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      yield* expiresAfter(3_600_000) // TTL 1 day → 1 h
+      server.setTtl(120)
+      yield* TestClock.adjust("3600001 millis")
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      yield* expiresAfter(120_000) // TTL 2 min, within bounds
+    }))
+
+  it.scoped("minTtl and maxTtl are options", () =>
+    Effect.gen(function*() {
+      const server = yield* DnsServer.make(testZone, { ttl: 1 })
+      const resolver = yield* resolverFor(server, { minTtl: "2 seconds", maxTtl: "10 seconds" })
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      yield* TestClock.adjust("1999 millis")
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      expect(server.queriesFor(name)).toBe(1)
+      yield* TestClock.adjust("2 millis")
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      expect(server.queriesFor(name)).toBe(2)
+      server.setTtl(3600)
+      yield* TestClock.adjust("2001 millis")
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      yield* TestClock.adjust("10001 millis")
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      expect(server.queriesFor(name)).toBe(4)
+    }))
+
+  it.scoped("a key removed from DNS stops verifying once its TTL has passed", () =>
+    Effect.gen(function*() {
+      const server = yield* DnsServer.make(testZone, { ttl: 90 })
+      const resolver = yield* resolverFor(server)
+      const check = signedBy(trusted)
+      expect((yield* verified(resolver, check)).fingerprint).toBe(trusted.fingerprint)
+      server.delete(name)
+      yield* TestClock.adjust("89 seconds")
+      expect((yield* verified(resolver, check)).fingerprint).toBe(trusted.fingerprint) // cached: the record's TTL allows it
+      yield* TestClock.adjust("1001 millis")
+      const error = yield* Effect.flip(verified(resolver, check))
+      expect(error._tag).toBe("PublicKeyNotFound")
+      expect(error.detail).toContain("NXDOMAIN")
+      // the fast (hot) path no longer answers the old key either
+      expect(MaybeSync.isDone(resolver.resolvePublicKey(trusted.identity, "btps1"))).toBe(false)
+    }))
+
+  it.scoped("a key replaced in place is accepted at once: the mismatch refreshes the cached key", () =>
+    Effect.gen(function*() {
+      const server = yield* DnsServer.make(testZone, { ttl: 3600 })
+      const resolver = yield* resolverFor(server)
+      expect((yield* verified(resolver, signedBy(trusted))).fingerprint).toBe(trusted.fingerprint)
+      server.set(name, record(replacement)) // same name, new key: the cached one is now stale
+      const fresh = yield* verified(resolver, signedBy(replacement))
+      expect(fresh.fingerprint).toBe(replacement.fingerprint)
+      expect(server.queriesFor(name)).toBe(2) // the first lookup and the one refresh
+      // the refreshed key answers synchronously from then on, and the old one is refused (no further query)
+      const hit = resolver.resolvePublicKey(trusted.identity, "btps1")
+      expect(MaybeSync.isDone(hit)).toBe(true)
+      expect(yield* hit).toBe(fresh)
+      const old = yield* Effect.flip(verified(resolver, signedBy(trusted)))
+      expect(old._tag).toBe("SignatureInvalid")
+      expect(server.queriesFor(name)).toBe(3) // a failure with the new key may refresh once more...
+      yield* Effect.flip(verified(resolver, signedBy(trusted)))
+      expect(server.queriesFor(name)).toBe(3) // ...but not again within refreshInterval
+    }))
+
+  it.scoped("a removed key that fails to verify is refused and dropped from the fast path", () =>
+    Effect.gen(function*() {
+      const server = yield* DnsServer.make(testZone, { ttl: 3600 })
+      const resolver = yield* resolverFor(server)
+      yield* verified(resolver, signedBy(trusted))
+      server.delete(name)
+      const error = yield* Effect.flip(verified(resolver, signedBy(replacement)))
+      expect(error._tag).toBe("PublicKeyNotFound")
+      expect((yield* Effect.flip(verified(resolver, signedBy(trusted))))._tag).toBe("PublicKeyNotFound")
+    }))
+
+  it.scoped("a forged signature costs one query per refreshInterval, not one per artifact; malformed ones none", () =>
+    Effect.gen(function*() {
+      const server = yield* DnsServer.make(testZone, { ttl: 3600 })
+      const resolver = yield* resolverFor(server, { refreshInterval: "10 seconds" })
+      const forged = (key: Crypto.PublicKey) => Crypto.verifyString(`${input}!`, Crypto.signString(input, signer(trusted)), key)
+      for (let i = 0; i < 5; i++) expect((yield* Effect.flip(verified(resolver, forged)))._tag).toBe("SignatureInvalid")
+      expect(server.queriesFor(name)).toBe(2)
+      const malformed = (key: Crypto.PublicKey) => Crypto.verifyString(input, { value: "x" }, key)
+      for (let i = 0; i < 5; i++) yield* Effect.flip(verified(resolver, malformed))
+      expect(server.queriesFor(name)).toBe(2)
+      yield* TestClock.adjust("10001 millis")
+      yield* Effect.flip(verified(resolver, forged))
+      expect(server.queriesFor(name)).toBe(3)
+    }))
+
+  it.scoped("concurrent mismatches share one refresh lookup", () =>
+    Effect.gen(function*() {
+      const server = yield* DnsServer.make(testZone, { ttl: 3600, delayMs: 30 })
+      const resolver = yield* resolverFor(server)
+      yield* resolver.resolvePublicKey(trusted.identity, "btps1")
+      server.set(name, record(replacement))
+      const check = signedBy(replacement)
+      const keys = yield* Effect.all(Array.from({ length: 40 }, () => verified(resolver, check)), { concurrency: "unbounded" })
+      expect(new Set(keys.map((k) => k.fingerprint))).toEqual(new Set([replacement.fingerprint]))
+      expect(server.queriesFor(name)).toBe(2)
+    }))
 })
 
 // --- KeyResolver.layerStatic ----------------------------------------------------------------------

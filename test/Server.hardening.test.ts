@@ -1,5 +1,5 @@
 /**
- * Hardening of the listener and connections (issue 12, findings 1, 2 and 9): every socket has a bounded
+ * Hardening of the listener and connections (issue 12, findings 1, 2, 3 and 9): every socket has a bounded
  * life, lines (not bytes) keep a connection alive, partial lines are bounded per connection and in all,
  * and one address cannot take every connection. Real TLS on 127.0.0.1; time-based rules are driven by
  * TestClock where the test can wait on events.
@@ -10,17 +10,25 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as tls from "node:tls"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, FastCheck as fc, FiberRef, HashSet, Layer, Logger, Queue, Scope, TestClock } from "effect"
+import { Context, Effect, Either, Exit, FastCheck as fc, FiberRef, HashSet, Layer, Logger, Queue, Scope, TestClock } from "effect"
 import type * as Artifact from "../src/Artifact.js"
+import * as Crypto from "../src/Crypto.js"
 import type * as Delivery from "../src/Delivery.js"
+import * as DeliveryModule from "../src/Delivery.js"
+import * as DnsRecord from "../src/DnsRecord.js"
 import { Admission } from "../src/internal/admission.js"
 import { LineWatch, type LineVerdict } from "../src/internal/lineWatch.js"
+import * as KeyResolver from "../src/KeyResolver.js"
+import * as Middleware from "../src/Middleware.js"
 import { BtpsServer, type ServerOptionsInput } from "../src/Server.js"
+import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as TestCertificates from "../src/TestCertificates.js"
 import * as TlsReload from "../src/TlsReload.js"
+import * as DnsServer from "./support/dnsServer.js"
 import { eventuallySync } from "./support/eventually.js"
 import * as Probes from "./support/probes.js"
 import * as Fixture from "./support/serverFixture.js"
+import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
 
 const ca = Fixture.certificate.cert
@@ -250,6 +258,43 @@ describe("finding 9: no address takes every connection", () => {
       const closed = yield* Effect.promise(() => Promise.all(Array.from({ length: 40 }, () => Probes.connectSilent()(port))))
       expect(closed.every((c) => c)).toBe(true)
       yield* eventuallySync("the refused sockets are freed", () => sizeOf(server.sockets)() === 1)
+    }))
+})
+
+describe("finding 3: the key cache follows DNS", () => {
+  const trusted = V.keys.trustedSender!
+  const keyName = `${trusted.selector}._btps.identity.${trusted.identity.split("$")[0]}.${trusted.identity.split("$")[1]}`
+  /** The vectors' invoice from the trusted sender's identity, signed with `role`'s key pair. */
+  const invoiceSignedBy = (role: string, id: string) => {
+    const line = JSON.parse(Fixture.invoiceLine(id)) as Record<string, unknown>
+    const { signature: _signature, ...unsigned } = line
+    return JSON.stringify(Crypto.sign(unsigned as Artifact.JsonObject, Either.getOrThrow(Crypto.signerFromPem(V.keys[role]!))))
+  }
+  const sendOne = (port: number, line: string) =>
+    Effect.map(Effect.promise(() => exchange(port, ca, line + "\n", { expect: 1 })), (got) => parse(got.lines[0]!).status)
+
+  it.scoped("a key replaced in place is accepted by the next artifact (one refresh), not refused until a fixed TTL passes", () =>
+    Effect.gen(function*() {
+      const dns = yield* DnsServer.make(Fixture.zone(), { ttl: 3600 })
+      const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
+      const layer = Fixture.serverLayer().pipe(
+        Layer.provide(Middleware.none),
+        Layer.provide(KeyResolver.layer({ servers: [dns.address], timeout: "300 millis", maxTtl: "1 minute" })),
+        Layer.provide(MemoryTrustStore.layer(Fixture.trustRecords)),
+        Layer.provide(DeliveryModule.layerQueue(inbox))
+      )
+      const server = Context.get(yield* Layer.buildWithScope(layer, yield* Effect.scope), BtpsServer)
+      const port = server.address.port
+      expect((yield* sendOne(port, invoiceSignedBy("trustedSender", "rotate-1"))).ok).toBe(true)
+      dns.set(keyName, [DnsRecord.toCharacterStrings(DnsRecord.formatIdentityRecord(V.keys.untrustedSender!.publicKeyBase64))])
+      expect(yield* sendOne(port, invoiceSignedBy("untrustedSender", "rotate-2"))).toMatchObject({ ok: true })
+      expect(dns.queriesFor(keyName)).toBe(2)
+      // the replaced key no longer verifies
+      expect(yield* sendOne(port, invoiceSignedBy("trustedSender", "rotate-3"))).toMatchObject({ ok: false, code: 401 })
+      dns.delete(keyName)
+      yield* TestClock.adjust("60001 millis") // the record's TTL (1 h), clamped to maxTtl
+      expect(yield* sendOne(port, invoiceSignedBy("untrustedSender", "rotate-4"))).toMatchObject({ ok: false })
+      expect((yield* Queue.takeAll(inbox)).length).toBe(2)
     }))
 })
 

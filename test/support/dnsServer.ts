@@ -338,7 +338,7 @@ export const normalizeRecords = (input: RecordsInput): Array<Array<string>> =>
 
 /** Options of a test server. */
 export interface Options {
-  /** TTL put on answers, seconds (default 60; c-ares does not cache, so it only matters on the wire). */
+  /** TTL put on answers, seconds (default 60; the KeyResolver caches for it, clamped). */
   readonly ttl?: number
   /** Delay before answering, milliseconds (default 0): makes in-flight lookups observable. */
   readonly delayMs?: number
@@ -411,6 +411,8 @@ export interface DnsServer {
   readonly fail: (name: string, rcode: number | undefined) => void
   /** Change the answer delay (milliseconds). */
   readonly setDelay: (ms: number) => void
+  /** Change the TTL put on answers (seconds). */
+  readonly setTtl: (seconds: number) => void
   /** When silent, queries are counted but never answered (an unresponsive server). */
   readonly setSilent: (silent: boolean) => void
   /** While held, answers wait (ordering tests: "the lookup is still pending"); releasing sends them, in order. */
@@ -483,6 +485,7 @@ export const start = async (zone: Zone = {}, options: Options = {}): Promise<Dns
   const perName = new Map<string, number>()
   for (const [name, input] of Object.entries(zone)) records.set(canonicalName(name), normalizeRecords(input))
   let delayMs = options.delayMs ?? 0
+  let ttl = options.ttl ?? 60
   let silent = false
   let held: Array<() => void> | undefined
   let closed = false
@@ -500,7 +503,7 @@ export const start = async (zone: Zone = {}, options: Options = {}): Promise<Dns
 
   /** Answer one query via `send`, honouring silence and the delay. */
   const handle = (query: Buffer, transport: "udp" | "tcp", send: (response: Buffer) => void): void => {
-    const result = respond(query, transport, lookup, options.ttl ?? 60)
+    const result = respond(query, transport, lookup, ttl)
     if (result === undefined) return
     queries++
     if (transport === "tcp") tcpQueries++
@@ -559,6 +562,7 @@ export const start = async (zone: Zone = {}, options: Options = {}): Promise<Dns
     delete: (name) => void records.delete(canonicalName(name)),
     fail: (name, rcode) => void (rcode === undefined ? failures.delete(canonicalName(name)) : failures.set(canonicalName(name), rcode)),
     setDelay: (ms) => void (delayMs = ms),
+    setTtl: (seconds) => void (ttl = seconds),
     setSilent: (value) => void (silent = value),
     hold: (value) => {
       if (value) held ??= []
