@@ -12,6 +12,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Effect, Either, Logger, LogLevel, Option } from "effect"
 import * as Logging from "../Logging.js"
 import { packageVersion } from "./version.js"
+import * as agent from "./agent.js"
 import * as cert from "./cert.js"
 import * as dnsRecord from "./dnsRecord.js"
 import * as inbox from "./inbox.js"
@@ -39,14 +40,14 @@ export const btps = Command.make("btps").pipe(
   Command.withDescription(
     HelpDoc.blocks([
       HelpDoc.p("BTPS (Billing Trust Protocol Secure): run a server, send artifacts, generate and publish identity keys, manage trust records."),
-      HelpDoc.p("Commands: serve, send, keygen, dns-record, trust (list, add, decide, remove), outbox (run, list, retry, purge). Run 'btps <command> --help' for each."),
+      HelpDoc.p("Commands: serve, send, keygen, dns-record, trust (list, add, decide, remove), outbox (run, list, retry, purge), agent (token, list, revoke). Run 'btps <command> --help' for each."),
       HelpDoc.p("Examples:"),
       HelpDoc.p("  btps keygen --identity 'billing$vendor.com' --out keys"),
       HelpDoc.p("  btps trust add --trust-file trust.json --sender 'finance$acme.com' --receiver 'billing$vendor.com' --public-key acme.pem"),
       HelpDoc.p("  btps serve --cert cert.pem --key key.pem --trust-file trust.json --inbox inbox")
     ])
   ),
-  Command.withSubcommands([serve.command, send.command, keygen.command, dnsRecord.command, trust.command, cert.command, inbox.command, outbox.command])
+  Command.withSubcommands([serve.command, send.command, keygen.command, dnsRecord.command, trust.command, cert.command, inbox.command, outbox.command, agent.command])
 )
 
 /**

@@ -1,0 +1,234 @@
+/**
+ * `btps agent token|list|revoke`: onboard, list and revoke the agents (device keys) of hosted identities,
+ * in the agent store a server uses: a JSON file (`--agent-file`, default `btps-agents.json`) or SQL
+ * (`--pg-url` / `--mysql-url`, as for the trust store; tables `--agent-table` and `<table>_tokens`).
+ *
+ * @since 0.1.0
+ */
+import { Args, Command, HelpDoc, Options } from "@effect/cli"
+import { Config, Console, Duration, Effect, Either, Layer, Option, type Redacted } from "effect"
+import * as AgentAuth from "../AgentAuth.js"
+import type { AgentRecord, AgentStore } from "../AgentStore.js"
+import type { TokenStore } from "../AuthTokens.js"
+import * as FileAgentStore from "../FileAgentStore.js"
+import * as Identity from "../Identity.js"
+import { withEnv } from "./options.js"
+import { CliError, stdout } from "./output.js"
+
+// --- the store ------------------------------------------------------------------------------------------
+
+/** Where agents live. @since 0.1.0 */
+export interface AgentStoreOptions {
+  readonly agentFile: string
+  readonly pgUrl: Option.Option<Redacted.Redacted>
+  readonly mysqlUrl: Option.Option<Redacted.Redacted>
+  readonly agentTable: string
+}
+
+/**
+ * `--agent-file` / `--pg-url` / `--mysql-url` and `--agent-table`.
+ *
+ * @since 0.1.0
+ */
+export const agentStore: Options.Options<AgentStoreOptions> = Options.all({
+  agentFile: Options.text("agent-file").pipe(
+    Options.withDescription("JSON agent store file (agents and token digests; created by the first write). Used unless --pg-url or --mysql-url is given."),
+    withEnv("BTPS_AGENT_FILE", Config.string("BTPS_AGENT_FILE")),
+    Options.withDefault("btps-agents.json")
+  ),
+  pgUrl: Options.redacted("pg-url").pipe(
+    Options.withDescription("PostgreSQL agent store, e.g. postgres://user:password@host:5432/db."),
+    withEnv("BTPS_PG_URL", Config.redacted("BTPS_PG_URL")),
+    Options.optional
+  ),
+  mysqlUrl: Options.redacted("mysql-url").pipe(
+    Options.withDescription("MySQL/MariaDB agent store, e.g. mysql://user:password@host:3306/db."),
+    withEnv("BTPS_MYSQL_URL", Config.redacted("BTPS_MYSQL_URL")),
+    Options.optional
+  ),
+  agentTable: Options.text("agent-table").pipe(
+    Options.withDescription("SQL: the agents table; tokens go to <table>_tokens (default btps_agents)."),
+    withEnv("BTPS_AGENT_TABLE", Config.string("BTPS_AGENT_TABLE")),
+    Options.withDefault("btps_agents")
+  )
+})
+
+/**
+ * The stores the options select. `create: false` opens SQL tables without creating them (reads of
+ * missing tables find nothing); the SQL drivers are loaded only when asked for.
+ *
+ * @since 0.1.0
+ */
+export const agentStoreLayer = (
+  options: AgentStoreOptions,
+  create: boolean
+): Layer.Layer<AgentStore | TokenStore, CliError> => {
+  const toCliError = (error: { readonly message: string }) => new CliError({ message: error.message, cause: error })
+  if (Option.isSome(options.pgUrl) && Option.isSome(options.mysqlUrl)) {
+    return Layer.fail(new CliError({ message: "give only one of --pg-url and --mysql-url" }))
+  }
+  const sql = { table: options.agentTable, create }
+  if (Option.isSome(options.pgUrl)) {
+    const url = options.pgUrl.value
+    return Layer.unwrapEffect(
+      Effect.map(
+        Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-pg")])),
+        ([Sql, { PgClient }]) => Sql.layer(sql).pipe(Layer.provide(PgClient.layer({ url })))
+      )
+    ).pipe(Layer.mapError(toCliError))
+  }
+  if (Option.isSome(options.mysqlUrl)) {
+    const url = options.mysqlUrl.value
+    return Layer.unwrapEffect(
+      Effect.map(
+        Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-mysql2")])),
+        ([Sql, { MysqlClient }]) => Sql.layer(sql).pipe(Layer.provide(MysqlClient.layer({ url })))
+      )
+    ).pipe(Layer.mapError(toCliError))
+  }
+  return FileAgentStore.layer(options.agentFile)
+}
+
+const authLayer = (options: AgentStoreOptions, authOptions: AgentAuth.AgentAuthOptions = {}) =>
+  AgentAuth.layer(authOptions).pipe(Layer.provideMerge(agentStoreLayer(options, true)))
+
+const failed = (error: { readonly message: string }) => new CliError({ message: error.message, cause: error })
+
+const identityArg = (name: string, description: string) =>
+  Args.text({ name }).pipe(
+    Args.withDescription(description),
+    Args.mapEffect((value) =>
+      Either.isRight(Identity.parse(value))
+        ? Effect.succeed(value)
+        : Effect.fail(HelpDoc.p(`'${value}' is not a BTPS identity (expected account$domain.tld, e.g. billing$vendor.com)`))
+    )
+  )
+
+// --- token ----------------------------------------------------------------------------------------------
+
+const token = Command.make(
+  "token",
+  {
+    identity: identityArg("identity", "The hosted identity the device will act for, e.g. alice$vendor.com."),
+    agentStore,
+    ttl: Options.integer("ttl-minutes").pipe(
+      Options.withDescription("How long the token is valid, in minutes (default 15)."),
+      Options.withDefault(15)
+    ),
+    json: Options.boolean("json").pipe(Options.withDescription("Print {identity, token, expiresAt} as JSON."))
+  },
+  (opts) =>
+    Effect.gen(function*() {
+      if (opts.ttl < 1) return yield* new CliError({ message: "--ttl-minutes must be at least 1" })
+      const auth = yield* AgentAuth.AgentAuth
+      const issued = yield* auth.issueAuthToken(opts.identity).pipe(Effect.mapError(failed))
+      if (opts.json) return yield* Console.log(JSON.stringify({ identity: opts.identity, token: issued.token, expiresAt: issued.expiresAt }))
+      yield* Console.log(`${stdout.bold(issued.token)}\n  for:     ${opts.identity}\n  expires: ${issued.expiresAt} (single use)`)
+    }).pipe(Effect.provide(authLayer(opts.agentStore, { authTokenTtl: Duration.minutes(Math.max(1, opts.ttl)) })))
+).pipe(
+  Command.withDescription(
+    HelpDoc.blocks([
+      HelpDoc.p("Issue a one-time auth token for an identity: the device sends it in auth.request to register its key as an agent."),
+      HelpDoc.p("Examples:"),
+      HelpDoc.p("  btps agent token 'alice$vendor.com' --agent-file agents.json"),
+      HelpDoc.p("  btps agent token 'alice$vendor.com' --pg-url postgres://btps@db/btps --json")
+    ])
+  )
+)
+
+// --- list -----------------------------------------------------------------------------------------------
+
+const device = (record: AgentRecord): string => {
+  const info = record.metadata?.agentInfo
+  if (typeof info !== "object" || info === null || Array.isArray(info)) return "-"
+  const text = Object.entries(info).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : String(v)}`).join(" ")
+  return text === "" ? "-" : text
+}
+
+/**
+ * Agents as a table, sorted by user then agent id.
+ *
+ * @since 0.1.0
+ */
+export const formatAgents = (records: ReadonlyArray<AgentRecord>, now: Date): string => {
+  const header = ["AGENT", "USER", "STATUS", "EXPIRES", "FINGERPRINT", "DEVICE"]
+  const rows = [...records]
+    .sort((a, b) => a.receiverId.localeCompare(b.receiverId) || a.senderId.localeCompare(b.senderId))
+    .map((r) => {
+      const expired = r.status === "accepted" && r.expiresAt !== undefined && Date.parse(r.expiresAt) <= now.getTime()
+      return [r.senderId, r.receiverId, expired ? "expired" : r.status, r.expiresAt ?? "-", r.publicKeyFingerprint, device(r)]
+    })
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+  const line = (cells: ReadonlyArray<string>, paint: (cell: string, i: number) => string) =>
+    cells.map((cell, i) => paint(i === cells.length - 1 ? cell : cell.padEnd(widths[i]!), i)).join("  ").trimEnd()
+  return [
+    line(header, (cell) => stdout.bold(cell)),
+    ...rows.map((row) => line(row, (cell, i) => (i === 2 ? (row[2] === "accepted" ? stdout.green(cell) : stdout.red(cell)) : cell)))
+  ].join("\n")
+}
+
+const list = Command.make(
+  "list",
+  {
+    identity: identityArg("identity", "Only this identity's agents.").pipe(Args.optional),
+    agentStore,
+    json: Options.boolean("json").pipe(Options.withDescription("Print the agent records as a JSON array (as stored)."))
+  },
+  (opts) =>
+    Effect.gen(function*() {
+      const store = yield* AgentAuth.AgentAuth
+      const records = yield* store.list(Option.getOrUndefined(opts.identity)).pipe(Effect.mapError(failed))
+      if (opts.json) return yield* Console.log(JSON.stringify(records, null, 2))
+      if (records.length === 0) return yield* Console.log("no agents")
+      yield* Console.log(formatAgents(records, new Date()))
+    }).pipe(
+      // read-only: nothing is created (no file, no tables)
+      Effect.provide(AgentAuth.layer().pipe(Layer.provide(agentStoreLayer(opts.agentStore, false))))
+    )
+).pipe(
+  Command.withDescription(
+    HelpDoc.blocks([
+      HelpDoc.p("List agents (all, or one identity's): id, user, status (accepted, revoked, expired), expiry, key fingerprint, device info. Creates nothing."),
+      HelpDoc.p("Examples:"),
+      HelpDoc.p("  btps agent list --agent-file agents.json"),
+      HelpDoc.p("  btps agent list 'alice$vendor.com' --mysql-url mysql://btps@db/btps --json")
+    ])
+  )
+)
+
+// --- revoke ---------------------------------------------------------------------------------------------
+
+const revoke = Command.make(
+  "revoke",
+  { agentId: Args.text({ name: "agent id" }).pipe(Args.withDescription("The agent to revoke (btps_ag_…), as 'btps agent list' shows it.")), agentStore },
+  (opts) =>
+    Effect.gen(function*() {
+      const auth = yield* AgentAuth.AgentAuth
+      const records = (yield* auth.list().pipe(Effect.mapError(failed))).filter((r) => r.senderId === opts.agentId)
+      if (records.length === 0) return yield* new CliError({ message: `no agent ${opts.agentId}` })
+      for (const record of records) {
+        yield* auth.revoke(record.senderId, record.receiverId).pipe(Effect.mapError(failed))
+        yield* Console.log(`revoked ${record.senderId} (${record.receiverId}); its refresh tokens are gone`)
+      }
+    }).pipe(Effect.provide(authLayer(opts.agentStore)))
+).pipe(
+  Command.withDescription(
+    HelpDoc.blocks([
+      HelpDoc.p("Revoke an agent: its record says revoked (every request it signs is refused) and its refresh tokens are removed."),
+      HelpDoc.p("Example:"),
+      HelpDoc.p("  btps agent revoke btps_ag_6f1c0d2e-8b3a-4c55-9e0f-3a2b1c0d9e8f --agent-file agents.json")
+    ])
+  )
+)
+
+/**
+ * `btps agent` and its subcommands.
+ *
+ * @since 0.1.0
+ */
+export const command = Command.make("agent").pipe(
+  Command.withDescription(
+    "Manage the agents (device keys) of hosted identities in a JSON file (--agent-file) or a SQL database (--pg-url, --mysql-url): issue onboarding tokens, list, revoke."
+  ),
+  Command.withSubcommands([token, list, revoke])
+)
