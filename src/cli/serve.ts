@@ -11,6 +11,7 @@
 import { Command, HelpDoc, Options } from "@effect/cli"
 import { Config, Context, Effect, FiberRef, HashSet, Layer, LogLevel, Option, Schema, type Scope } from "effect"
 import * as Delivery from "../Delivery.js"
+import * as DogStatsD from "../DogStatsD.js"
 import * as FileInbox from "../FileInbox.js"
 import * as AccessLog from "../AccessLog.js"
 import * as Logging from "../Logging.js"
@@ -80,6 +81,14 @@ const options = {
     Options.withDescription(
       "Export traces and metrics over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318; the Datadog Agent's OTLP receiver too). Default: OTEL_EXPORTER_OTLP_ENDPOINT; the other OTEL_* variables apply (docs/operations.md)."
     ),
+    Options.optional
+  ),
+  dogstatsd: Options.text("dogstatsd").pipe(
+    Options.withPseudoName("HOST:PORT"),
+    Options.withDescription(
+      "Send metrics to a Datadog Agent's DogStatsD (e.g. 127.0.0.1:8125) every 10 s (BTPS_DOGSTATSD_INTERVAL_MS); DD_ENV, DD_SERVICE, DD_VERSION become tags."
+    ),
+    withEnv("BTPS_DOGSTATSD", Config.string("BTPS_DOGSTATSD")),
     Options.optional
   ),
   workers: Workers.option
@@ -166,6 +175,22 @@ const telemetry = (opts: Opts): Layer.Layer<never, CliError> =>
     })
   )
 
+/** DogStatsD export when `--dogstatsd` (or BTPS_DOGSTATSD) names an Agent; otherwise nothing. */
+const dogstatsd = (opts: Opts): Layer.Layer<never, CliError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const chosen = yield* DogStatsD.config(Option.getOrUndefined(opts.dogstatsd)).pipe(
+        Effect.mapError((error) => new CliError({ message: configProblems(error, (path) => (Option.isSome(opts.dogstatsd) ? "--dogstatsd" : path.join("_"))), cause: error }))
+      )
+      if (Option.isNone(chosen)) return Layer.empty
+      const { host, port } = chosen.value
+      return Layer.merge(
+        DogStatsD.layer(chosen.value).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e }))),
+        Layer.effectDiscard(Effect.logInfo(`sending metrics to DogStatsD at ${host}:${port}`))
+      )
+    })
+  )
+
 // --- the command ----------------------------------------------------------------------------------------
 
 const serve = (opts: Opts) =>
@@ -214,7 +239,7 @@ const serve = (opts: Opts) =>
     ).pipe(
       // outside the server's layers: the pipeline decides when it is built whether to make spans; closed
       // after the server, so the last spans and metrics are sent
-      Effect.provide(telemetry(opts)),
+      Effect.provide(Layer.merge(telemetry(opts), dogstatsd(opts))),
       Workers.inWorker
     )
   }).pipe(

@@ -1,8 +1,11 @@
 /**
- * `btps serve` exporting OpenTelemetry traces and metrics over OTLP/HTTP to a local receiver: the
- * `--otlp-endpoint` flag with JSON encoding, and the OTEL_* variables alone with the default protobuf.
+ * `btps serve` exporting OpenTelemetry traces and metrics over OTLP/HTTP to a local receiver (the
+ * `--otlp-endpoint` flag with JSON encoding, and the OTEL_* variables alone with the default protobuf),
+ * and metrics over DogStatsD to a local UDP listener.
  */
 import { randomUUID } from "node:crypto"
+import * as dgram from "node:dgram"
+import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
@@ -107,5 +110,35 @@ describe.concurrent("btps serve: OpenTelemetry export", () => {
     const body = Buffer.concat(traces.map((e) => e.body))
     for (const text of ["btps.pipeline", "btps.reqId", id, "btps.outcome", "service.name", "btps"]) expect(body.includes(text)).toBe(true)
     expect(Buffer.concat(metrics.map((e) => e.body)).includes("btps_artifacts_total")).toBe(true)
+  }, CHILD_TEST_TIMEOUT_MS)
+
+  it("--dogstatsd: DogStatsD lines over UDP (artifact counter increase, process gauges, DD_* tags), and a last flush at shutdown", async () => {
+    const lines: Array<string> = []
+    const udp = dgram.createSocket("udp4")
+    udp.on("message", (datagram) => lines.push(...datagram.toString("utf8").split("\n")))
+    await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve))
+    try {
+      const { port: udpPort } = udp.address() as AddressInfo
+      const server = serve(["--dogstatsd", `127.0.0.1:${udpPort}`], { BTPS_DOGSTATSD_INTERVAL_MS: "100", DD_ENV: "test", DD_VERSION: "9.9" })
+      const port = Number((await server.waitForLine(LISTENING))[1])
+      await server.waitForLine(new RegExp(`sending metrics to DogStatsD at 127\\.0\\.0\\.1:${udpPort}`))
+      await eventuallyPromise("process gauges arrive", () => lines.some((l) => /^process_resident_memory_bytes:\d+(\.\d+)?\|g\|#.*env:test/.test(l)), CHILD_DEADLINE_MS)
+
+      expect((await send(port, Fixture.invoiceLine(randomUUID()))).status.ok).toBe(true)
+      const artifact = /^btps_artifacts_total:1\|c\|#(.*)$/
+      await eventuallyPromise("the artifact counter arrives", () => lines.some((l) => artifact.test(l)), CHILD_DEADLINE_MS)
+      const tags = artifact.exec(lines.find((l) => artifact.test(l))!)![1]!.split(",")
+      expect(tags).toEqual(expect.arrayContaining(["kind:BTPS_DOC", "outcome:ok", "env:test", "service:btps", "version:9.9"]))
+      expect(lines.some((l) => /^btps_step_duration_seconds\.count:\d+\|c\|#.*step:parsing/.test(l))).toBe(true)
+      // every line is name:value|type[|#tags]
+      for (const l of lines) expect(l).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:.]*:-?[0-9.e+-]+\|(c|g)(\|#[^|]*)?$/)
+
+      const before = lines.length
+      process.kill(server.child.pid!, "SIGTERM")
+      expect((await server.exited).code).toBe(0)
+      await eventuallyPromise("the shutdown flush arrives", () => lines.slice(before).some((l) => l.startsWith("btps_connections_open:")), CHILD_DEADLINE_MS)
+    } finally {
+      udp.close()
+    }
   }, CHILD_TEST_TIMEOUT_MS)
 })
