@@ -75,8 +75,27 @@ export const summarize = (file) => {
     add(files, fileOf(url), ms)
     add(packages, packageOf(url, functionName), ms)
   }
+  // inclusive: each sample's time charged once to every distinct function on its stack
+  const inclusive = new Map()
+  const stackKeys = new Map()
+  const keysOf = (id) => {
+    let keys = stackKeys.get(id)
+    if (keys !== undefined) return keys
+    const node = byId.get(id)
+    const parent = parentOf.get(id)
+    const { functionName, url, lineNumber } = node.callFrame
+    keys = new Set(parent === undefined ? [] : keysOf(parent.id))
+    if (url !== "") keys.add(`${functionName || "(anonymous)"}  ${fileOf(url)}:${lineNumber + 1}`)
+    stackKeys.set(id, keys)
+    return keys
+  }
+  for (const [id, ms] of self) {
+    if (byId.get(id).callFrame.functionName === "(idle)") continue
+    for (const key of keysOf(id)) add(inclusive, key, ms)
+  }
   const sorted = (map) => [...map.entries()].sort((a, b) => b[1] - a[1])
   return {
+    inclusive: sorted(inclusive),
     wallMs: (profile.endTime - profile.startTime) / 1000,
     busyMs: busy,
     idleMs: idle,
@@ -102,7 +121,9 @@ export const formatSummary = (summary, { title = "CPU profile", top = 25 } = {})
     "",
     table("file", summary.files, 15),
     "",
-    table("function (self time)", summary.functions, top)
+    table("function (self time)", summary.functions, top),
+    "",
+    table("function (inclusive time)", summary.inclusive, top)
   ].join("\n")
 }
 

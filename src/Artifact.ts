@@ -10,6 +10,7 @@ import { Either, ParseResult, Schema } from "effect"
 import { InvalidJson, ValidationFailed, type ValidationIssue } from "./BtpsError.js"
 import { BtpsIdentity } from "./Identity.js"
 import { CurrencyCode, Email, IsoDateTime, JsonNumber, JsonRecord, JsonValue, RecordKey, Url } from "./internal/formats.js"
+import * as FastTransporter from "./internal/fastTransporter.js"
 import * as Json from "./internal/json.js"
 import * as Response_ from "./internal/response.js"
 import type { ResponseData, ResponseOptions } from "./internal/response.js"
@@ -422,6 +423,17 @@ const variantDecoders = {
   BTPS_DOC: { plain: shape("transporter", invoice.plain), encrypted: shape("transporter", invoice.encrypted) }
 } as const
 
+/** The encrypted transporter artifact without delegation, decoded by hand (see internal/fastTransporter.ts). */
+const fastEncrypted = FastTransporter.make({ isIdentity: Schema.is(BtpsIdentity), isSelector: Schema.is(Selector) })
+
+/**
+ * {@link decodeUnknown}'s hand-written path alone: the decoded artifact, or undefined where the schema must
+ * decide. Exposed for the property test that keeps it equal to the schema.
+ *
+ * @internal
+ */
+export const decodeEncryptedFast = (o: JsonObject): TransporterArtifact | undefined => fastEncrypted(o) as TransporterArtifact | undefined
+
 const transporterVariant = (o: JsonObject): Decoded | undefined => {
   const variants = typeof o.type === "string" && Object.hasOwn(variantDecoders, o.type) ? variantDecoders[o.type as TransporterType] : undefined
   if (variants === undefined) return undefined
@@ -464,6 +476,8 @@ export const decodeUnknown = (u: unknown): Either.Either<Decoded, ValidationFail
   // Fast path: a transporter artifact (the common case) goes straight to the variant its `type` and
   // `encryption` name; an object that also has `action` takes the ordered route (control comes first).
   if ("type" in u && !("action" in u)) {
+    const fast = u.encryption === null ? undefined : fastEncrypted(u)
+    if (fast !== undefined) return Either.right({ kind: "transporter", artifact: fast as TransporterArtifact, raw: u })
     const decoded = transporterVariant(u)
     if (decoded !== undefined) return Either.right(decoded)
   }

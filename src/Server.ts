@@ -8,11 +8,13 @@
  *
  * @since 0.1.0
  */
+import { randomBytes } from "node:crypto"
 import type * as net from "node:net"
 import * as tls from "node:tls"
 import { Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Runtime, Schedule, Schema } from "effect"
 import { Admission, type Decision, RefusalLog, refuse } from "./internal/admission.js"
 import { LineWatch } from "./internal/lineWatch.js"
+import * as TicketKeys from "./internal/ticketKeys.js"
 import { DrainSignal, serveConnection } from "./internal/serverConnection.js"
 import * as Metrics from "./Metrics.js"
 import * as SchemaConfig from "./internal/schemaConfig.js"
@@ -50,6 +52,16 @@ export const TlsOptions = Schema.Struct({
    */
   ciphers: Schema.optionalWith(Schema.String.annotations({ documentation: "OpenSSL cipher list for TLS 1.2 (default: ECDHE with AES-GCM or ChaCha20-Poly1305)" }), {
     default: () => defaultCiphers
+  }),
+  /**
+   * Secret the session-ticket keys are derived from (default: random per process). Give every process
+   * serving one address the same secret so a client's ticket resumes its session on any of them;
+   * `btps serve --workers` shares one between its workers by itself.
+   */
+  ticketSecret: Schema.optional(Schema.Redacted(Schema.String).annotations({ documentation: "secret the TLS session-ticket keys derive from (same on every instance behind one address)" })),
+  /** The session-ticket key changes this often (default 1 hour); tickets from before a change start a full handshake. */
+  ticketRotationMs: Schema.optionalWith(Schema.Int.pipe(Schema.positive()).annotations({ documentation: "how often the TLS session-ticket key changes (ms)" }), {
+    default: () => 3_600_000
   }),
   /** Ask clients for certificates (mutual TLS); off by default. */
   requestCert: Schema.optionalWith(Schema.Boolean.annotations({ documentation: "ask clients for certificates (mutual TLS)" }), { default: () => false })
@@ -267,6 +279,13 @@ export const make = (
         : { perSecond: rate, burst: options.connectionBurstPerAddress ?? Math.max(1, Math.ceil(2 * rate)) }
     }, now)
     const refusals = new RefusalLog(now, (log) => runFork(log))
+
+    // session resumption: ticket keys from the shared secret, changed at every rotation boundary
+    const ticketSecret = options.tls.ticketSecret === undefined ? randomBytes(32) : Redacted.value(options.tls.ticketSecret)
+    const rotationMs = options.tls.ticketRotationMs
+    const applyTicketKey = () => server.setTicketKeys(TicketKeys.keyFor(ticketSecret, TicketKeys.epochAt(now(), rotationMs)))
+    applyTicketKey()
+    yield* Effect.forkScoped(Effect.forever(Effect.suspend(() => Effect.sleep(Duration.millis(TicketKeys.untilNext(now(), rotationMs)))).pipe(Effect.zipRight(Effect.sync(applyTicketKey)))))
     const watch = new LineWatch({ ...options, idleMs: options.connectionTimeoutMs }, now)
     yield* Effect.forkScoped(Effect.repeat(Effect.sync(() => watch.sweep()), Schedule.spaced(Duration.millis(sweepInterval(options)))))
 
@@ -352,7 +371,11 @@ export const make = (
       partialLineBytes: Effect.sync(() => watch.partialLineBytes),
       reloadTls: (pair) =>
         Effect.try({
-          try: () => server.setSecureContext({ ...secureContext(options), cert: pair.cert, key: pair.key }),
+          try: () => {
+            server.setSecureContext({ ...secureContext(options), cert: pair.cert, key: pair.key })
+            // a new context comes with keys of its own: keep the shared ones, so tickets still resume
+            applyTicketKey()
+          },
           catch: (cause) => new ServerStartError({ message: `invalid TLS certificate or key: ${String(cause)}`, cause })
         }),
       options

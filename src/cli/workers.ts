@@ -12,6 +12,7 @@
  * @since 0.1.0
  */
 import cluster, { type Worker } from "node:cluster"
+import { randomBytes } from "node:crypto"
 import { HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Config, Effect, Queue } from "effect"
 import { withEnv } from "./options.js"
@@ -138,6 +139,9 @@ export const supervise = (options: {
     const budget = options.budget ?? RestartBudget.defaults
     const events = yield* Queue.unbounded<Event>()
     const live = new Map<number, Worker>()
+    // one session-ticket secret for all workers (they inherit the environment), so a client's ticket
+    // resumes on whichever worker its next connection lands; a --tls-ticket-secret flag still wins
+    process.env.BTPS_TLS_TICKET_SECRET ??= randomBytes(32).toString("base64")
     const fork = (): Worker => {
       const worker = cluster.fork()
       live.set(worker.id, worker)

@@ -199,23 +199,28 @@ class Connection {
     this.flush()
   }
 
-  /** Write the answers that are ready, in order; end when nothing more can come. */
+  /**
+   * Write the answers that are ready, in order, as one write (one TLS record and one syscall for all the
+   * answers to one chunk of pipelined lines); end when nothing more can come.
+   */
   private flush(): void {
     if (this.done) return
-    let wrote = false
+    let out = ""
+    let close = false
     while (!this.blocked && this.slots.length > 0 && this.slots[0]!.outcome !== undefined) {
       const { outcome } = this.slots.shift()!
-      if (this.socket.destroyed || !this.socket.writable) return this.teardown()
-      // Answers written in the same tick go out as one TLS record and one syscall instead of one each.
-      if (!wrote && this.socket.writableCorked === 0) {
-        this.socket.cork()
-        process.nextTick(() => this.socket.uncork())
+      out += lineOf(outcome!.response)
+      if (outcome!.close) {
+        close = true
+        break
       }
-      wrote = true
-      if (!this.socket.write(lineOf(outcome!.response))) this.blocked = true
-      this.watched.answered()
-      if (outcome!.close) return this.end()
     }
+    if (out.length > 0) {
+      if (this.socket.destroyed || !this.socket.writable) return this.teardown()
+      if (!this.socket.write(out)) this.blocked = true
+      this.watched.answered()
+    }
+    if (close) return this.end()
     if (!this.reading && this.slots.length === 0 && this.inFlight === 0) this.end()
   }
 

@@ -1,5 +1,6 @@
 /**
- * `btps serve --workers 2` as real processes: both workers serve one port, a worker killed with SIGKILL
+ * `btps serve --workers 2` as real processes: both workers serve one port (and resume each other's TLS
+ * sessions), a worker killed with SIGKILL
  * is replaced and the port keeps serving, SIGTERM drains every worker and everything exits 0; plus the
  * restart budget as a property.
  */
@@ -12,6 +13,7 @@ import { RestartBudget } from "../../src/cli/workers.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
+import { visit } from "../support/tlsResume.js"
 import { exchange } from "../support/wireClient.js"
 import { removeDir, type Running, start, serveWorld } from "./btps.js"
 
@@ -81,6 +83,18 @@ describe("btps serve --workers", () => {
       served.add(await servedBy(server, id))
     }
     expect(served).toEqual(new Set(pids))
+
+    // TLS sessions resume on whichever worker the next connection lands
+    let session = (await visit(port, Fixture.certificate.cert, `${Fixture.invoiceLine(randomUUID())}\n`)).session
+    const resumedOn = new Set<number>()
+    for (let i = 0; i < 6; i++) {
+      const id = randomUUID()
+      const next = await visit(port, Fixture.certificate.cert, `${Fixture.invoiceLine(id)}\n`, session)
+      expect(next.reused).toBe(true)
+      session = next.session
+      resumedOn.add(await servedBy(server, id))
+    }
+    expect(resumedOn).toEqual(new Set(pids))
 
     // a crash: the primary logs it and forks a replacement, which serves
     const [victim, survivor] = pids as [number, number]
