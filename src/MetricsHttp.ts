@@ -8,6 +8,7 @@
  */
 import * as Http from "node:http"
 import { Config, type ConfigError, Context, Data, Effect, Layer, Metric, MetricState, Option, Runtime, type MetricPair, type Scope } from "effect"
+import * as ProcessMetrics from "./ProcessMetrics.js"
 
 // --- rendering -------------------------------------------------------------------------------------
 
@@ -190,11 +191,12 @@ export const encode = (pairs: Iterable<MetricPair.MetricPair.Untyped>): string =
 }
 
 /**
- * Every metric recorded in Effect's global registry, in the Prometheus text format.
+ * Every metric recorded in Effect's global registry, in the Prometheus text format, with the
+ * `process_*`/`nodejs_*` metrics sampled just before (`ProcessMetrics`).
  *
  * @since 0.1.0
  */
-export const render: Effect.Effect<string> = Effect.map(Metric.snapshot, encode)
+export const render: Effect.Effect<string> = Effect.zipRight(ProcessMetrics.sample, Effect.map(Metric.snapshot, encode))
 
 /** The content type of the text exposition format. @since 0.1.0 */
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -213,7 +215,15 @@ export interface Options {
   readonly port: number
   /** Interface to bind; default `127.0.0.1` (metrics are not public by default). */
   readonly host?: string
+  /**
+   * What `GET /readyz` checks: ready when it succeeds, 503 with its message when it fails (or takes
+   * longer than {@link readinessTimeout}). Default: always ready while the listener runs.
+   */
+  readonly readiness?: Effect.Effect<void, string> | undefined
 }
+
+/** How long a readiness check may take before `/readyz` answers 503. @since 0.1.0 */
+export const readinessTimeout = "5 seconds"
 
 /**
  * The running metrics endpoint.
@@ -232,26 +242,45 @@ export class MetricsHttpError extends Data.TaggedError("MetricsHttpError")<{
   readonly cause: unknown
 }> {}
 
-const handler = (scrape: () => Promise<string>): Http.RequestListener => (request, response) => {
-  const path = (request.url ?? "/").split("?", 1)[0]
-  if (path !== "/metrics") {
-    response.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not Found\n")
+const text = (response: Http.ServerResponse, status: number, body: string, head: boolean, headers: Http.OutgoingHttpHeaders = {}) => {
+  response.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), ...headers })
+  response.end(head ? undefined : body)
+}
+
+interface Probes {
+  readonly scrape: () => Promise<string>
+  /** Resolves once the runtime has run an effect: the process is alive and its fibers are scheduled. */
+  readonly live: () => Promise<void>
+  /** Resolves with undefined when ready, else the reason. */
+  readonly ready: () => Promise<string | undefined>
+}
+
+const routes = ["/metrics", "/healthz", "/readyz"]
+
+const handler = (probes: Probes): Http.RequestListener => (request, response) => {
+  const path = (request.url ?? "/").split("?", 1)[0] ?? "/"
+  if (!routes.includes(path)) return text(response, 404, "Not Found\n", false)
+  if (request.method !== "GET" && request.method !== "HEAD") return text(response, 405, "Method Not Allowed\n", false, { allow: "GET, HEAD" })
+  const head = request.method === "HEAD"
+  // Only reachable when the runtime is shutting down while a request is in flight.
+  const unavailable = () => {
+    if (!response.headersSent) text(response, 503, "shutting down\n", head)
+    else response.end()
+  }
+  if (path === "/healthz") {
+    probes.live().then(() => text(response, 200, "ok\n", head), unavailable)
     return
   }
-  if (request.method !== "GET" && request.method !== "HEAD") {
-    response.writeHead(405, { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" }).end("Method Not Allowed\n")
+  if (path === "/readyz") {
+    probes.ready().then((reason) => (reason === undefined ? text(response, 200, "ready\n", head) : text(response, 503, `not ready: ${reason}\n`, head)), unavailable)
     return
   }
-  scrape().then(
+  probes.scrape().then(
     (body) => {
       response.writeHead(200, { "content-type": contentType, "content-length": Buffer.byteLength(body) })
-      response.end(request.method === "HEAD" ? undefined : body)
+      response.end(head ? undefined : body)
     },
-    () => {
-      // Only reachable when the runtime is shutting down while a scrape is in flight.
-      if (!response.headersSent) response.writeHead(503)
-      response.end()
-    }
+    unavailable
   )
 }
 
@@ -264,11 +293,21 @@ const handler = (scrape: () => Promise<string>): Http.RequestListener => (reques
 export const make = (options: Options): Effect.Effect<{ readonly address: Address }, MetricsHttpError, Scope.Scope> =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
-    const scrape = () => Runtime.runPromise(runtime)(render)
+    const run = Runtime.runPromise(runtime)
+    const readiness = options.readiness ?? Effect.void
+    const probes: Probes = {
+      scrape: () => run(render),
+      live: () => run(Effect.void),
+      ready: () =>
+        run(readiness.pipe(
+          Effect.timeoutFail({ duration: readinessTimeout, onTimeout: () => `the readiness check took longer than ${readinessTimeout}` }),
+          Effect.match({ onFailure: (reason) => reason, onSuccess: () => undefined })
+        ))
+    }
     const host = options.host ?? "127.0.0.1"
     const server = yield* Effect.acquireRelease(
       Effect.async<Http.Server, MetricsHttpError>((resume) => {
-        const server = Http.createServer(handler(scrape))
+        const server = Http.createServer(handler(probes))
         const onError = (cause: Error) =>
           resume(Effect.fail(new MetricsHttpError({ message: `cannot listen on ${host}:${options.port}: ${cause.message}`, cause })))
         server.once("error", onError)
@@ -294,7 +333,8 @@ export const make = (options: Options): Effect.Effect<{ readonly address: Addres
   })
 
 /**
- * The metrics endpoint as a Layer: `GET /metrics` answers the exposition, anything else 404.
+ * The metrics endpoint as a Layer: `GET /metrics` answers the exposition, `GET /healthz` 200 while the
+ * process runs (liveness), `GET /readyz` 200 or 503 from {@link Options.readiness}, anything else 404.
  *
  * @since 0.1.0
  */

@@ -215,4 +215,51 @@ describe("layer", () => {
       // The first listener is unaffected.
       expect((yield* get(`http://127.0.0.1:${address.port}/metrics`)).status).toBe(200)
     }))
+
+  it.scopedLive("GET /healthz answers 200; GET /readyz 200 or 503 with the readiness check's reason", () =>
+    Effect.gen(function*() {
+      let reason: string | undefined = undefined
+      const { address } = yield* Layer.build(
+        MetricsHttp.layer({ port: 0, host: "127.0.0.1", readiness: Effect.suspend(() => (reason === undefined ? Effect.void : Effect.fail(reason))) })
+      ).pipe(Effect.map(Context.get(MetricsHttp.MetricsHttp)))
+      const base = `http://127.0.0.1:${address.port}`
+      expect(yield* get(`${base}/healthz`)).toMatchObject({ status: 200, body: "ok\n" })
+      expect(yield* get(`${base}/readyz`)).toMatchObject({ status: 200, body: "ready\n" })
+      reason = "trust store unreachable: connection refused"
+      expect(yield* get(`${base}/readyz`)).toMatchObject({ status: 503, body: "not ready: trust store unreachable: connection refused\n" })
+      expect((yield* get(`${base}/readyz`, { method: "HEAD" })).status).toBe(503)
+      expect((yield* get(`${base}/healthz`)).status).toBe(200)
+      expect((yield* get(`${base}/readyz`, { method: "POST" })).status).toBe(405)
+      reason = undefined
+      expect((yield* get(`${base}/readyz`)).status).toBe(200)
+      // without a readiness check, ready while listening
+      const plain = yield* Layer.build(MetricsHttp.layer({ port: 0, host: "127.0.0.1" })).pipe(Effect.map(Context.get(MetricsHttp.MetricsHttp)))
+      expect((yield* get(`http://127.0.0.1:${plain.address.port}/readyz`)).status).toBe(200)
+    }))
+})
+
+describe("process and runtime metrics", () => {
+  it.effect("every scrape has the process_* and nodejs_* metrics, as numbers of the right type", () =>
+    Effect.gen(function*() {
+      yield* MetricsHttp.render
+      const e = yield* scrape(MetricsHttp.render)
+      const counters = ["process_cpu_user_seconds_total", "process_cpu_system_seconds_total", "process_cpu_seconds_total"]
+      const gauges = [
+        "process_resident_memory_bytes", "process_start_time_seconds", "process_open_fds", "process_max_fds",
+        "nodejs_heap_size_total_bytes", "nodejs_heap_size_used_bytes", "nodejs_external_memory_bytes", "nodejs_active_resources",
+        "nodejs_eventloop_lag_seconds", "nodejs_eventloop_lag_p99_seconds", "nodejs_eventloop_lag_max_seconds"
+      ]
+      for (const name of [...counters, ...gauges]) {
+        const v = value(e, name)
+        expect(Number.isFinite(v) && v >= 0, name).toBe(true)
+        expect(e.type.get(name)).toBe(counters.includes(name) ? "counter" : "gauge")
+        expect(e.help.get(name)).toBeDefined()
+      }
+      expect(value(e, "process_resident_memory_bytes")).toBeGreaterThan(0)
+      expect(value(e, "process_open_fds")).toBeGreaterThan(0)
+      expect(value(e, "process_cpu_seconds_total")).toBeCloseTo(value(e, "process_cpu_user_seconds_total") + value(e, "process_cpu_system_seconds_total"), 6)
+      const start = value(e, "process_start_time_seconds")
+      expect(start).toBeLessThanOrEqual(Date.now() / 1000)
+      expect(start).toBeGreaterThan(Date.now() / 1000 - process.uptime() - 5)
+    }))
 })

@@ -22,6 +22,7 @@ import * as Pipeline from "../Pipeline.js"
 import * as Server from "../Server.js"
 import * as Telemetry from "../Telemetry.js"
 import * as TlsReload from "../TlsReload.js"
+import { TrustStore, type TrustStoreShape } from "../TrustStore.js"
 import { dns, keyResolverLayer, store, trustStoreLayer, withEnv } from "./options.js"
 import { CliError, configProblems, diagnosticsLogger } from "./output.js"
 import { packageVersion } from "./version.js"
@@ -40,7 +41,7 @@ const options = {
     Options.optional
   ),
   metricsPort: Options.integer("metrics-port").pipe(
-    Options.withDescription("Serve Prometheus metrics on http://<metrics-host>:<port>/metrics (0 picks a free port)."),
+    Options.withDescription("Serve Prometheus metrics on http://<metrics-host>:<port>/metrics, liveness on /healthz and readiness (trust store reachable) on /readyz (0 picks a free port)."),
     withEnv("BTPS_METRICS_PORT", Config.port("BTPS_METRICS_PORT")),
     Options.optional
   ),
@@ -191,6 +192,17 @@ const dogstatsd = (opts: Opts): Layer.Layer<never, CliError> =>
     })
   )
 
+/**
+ * `/readyz`: still accepting (no shutdown signal yet) and the trust store answers. It is asked for a
+ * one-record page, not a lookup: `getById` answers may come from the store's cache.
+ */
+const readiness = (store: TrustStoreShape, accepting: () => boolean): Effect.Effect<void, string> =>
+  Effect.suspend(() =>
+    accepting()
+      ? store.list({ limit: 1 }).pipe(Effect.asVoid, Effect.mapError((e) => `trust store unreachable: ${e.message}`))
+      : Effect.fail("shutting down")
+  )
+
 // --- the command ----------------------------------------------------------------------------------------
 
 const serve = (opts: Opts) =>
@@ -215,26 +227,39 @@ const serve = (opts: Opts) =>
     const server = Server.layer(serverOptions.server).pipe(
       Layer.mapError((e) => new CliError({ message: e.message, cause: e })),
       Layer.provide(Pipeline.layer(serverOptions.pipeline)),
-      Layer.provide(Layer.merge(services, accessLog))
+      // the trust store stays in the built context: the readiness check asks it
+      Layer.provideMerge(Layer.merge(services, accessLog))
     )
 
+    // false from the shutdown signal on: /readyz answers 503 while in-flight artifacts drain
+    let accepting = true
     yield* Effect.scoped(
       Effect.gen(function*() {
         // the server logs "BTPS server listening on HOST:PORT" itself, once, in the chosen format (a
         // worker also tells its primary)
-        const running = Context.get(yield* Layer.build(server), Server.BtpsServer)
+        const built = yield* Layer.build(server)
+        const running = Context.get(built, Server.BtpsServer)
         const address = running.address
         // certificate rotation: SIGHUP or a change of the files reloads them (src/TlsReload.ts)
         const files = yield* ServerFlags.certificateFiles(opts.server)
         if (Option.isSome(files)) yield* TlsReload.watch(files.value).pipe(Effect.provideService(Server.BtpsServer, running))
         yield* Workers.announceListening(address)
         if (Option.isSome(opts.metricsPort)) {
-          const metrics = yield* MetricsHttp.make({ port: opts.metricsPort.value, host: opts.metricsHost }).pipe(
+          const metrics = yield* MetricsHttp.make({
+            port: opts.metricsPort.value,
+            host: opts.metricsHost,
+            readiness: readiness(Context.get(built, TrustStore), () => accepting)
+          }).pipe(
             Effect.mapError((e) => new CliError({ message: e.message, cause: e }))
           )
           yield* Effect.logInfo(`metrics on http://${metrics.address.host}:${metrics.address.port}/metrics`)
         }
-        return yield* Effect.never.pipe(Effect.onInterrupt(() => Effect.logInfo("shutting down: draining in-flight artifacts")))
+        return yield* Effect.never.pipe(Effect.onInterrupt(() =>
+          Effect.suspend(() => {
+            accepting = false
+            return Effect.logInfo("shutting down: draining in-flight artifacts")
+          })
+        ))
       })
     ).pipe(
       // outside the server's layers: the pipeline decides when it is built whether to make spans; closed
