@@ -169,15 +169,16 @@ export const make = (
     }
 
     // tagged metrics built once, not per artifact
-    const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepSeries(name)]))
-    const getByIdTimer = Metrics.trustStoreSeries("getById")
+    const labels = yield* Metrics.MetricLabels
+    const stepTimers = new Map(Middleware.steps.map((name) => [name, Metrics.stepSeries(name, labels)]))
+    const getByIdTimer = Metrics.trustStoreSeries("getById", labels)
     // artifactsTotal by (kind, outcome), tagged once per pair instead of per artifact
     const answerCounters = new Map<string, Metric.Metric.Counter<number>>()
     const countAnswer = (kind: string, outcome: string): void => {
       const key = `${kind}\n${outcome}`
       let counter = answerCounters.get(key)
       if (counter === undefined) {
-        counter = Metrics.artifactsSeries(kind, outcome)
+        counter = Metrics.artifactsSeries(kind, outcome, labels)
         answerCounters.set(key, counter)
       }
       counter.unsafeUpdate(1, [])

@@ -38,6 +38,7 @@ import {
   SynchronizedRef
 } from "effect"
 import * as Factory from "./Factory.js"
+import * as Metrics from "./Metrics.js"
 import * as Server from "./Server.js"
 
 // --- errors ------------------------------------------------------------------------------------------
@@ -377,7 +378,12 @@ export const make = (options: Options = {}): Effect.Effect<BtpsServerRegistrySha
     const register = <E, R>(id: string, config: Factory.BtpsServerConfig<E, R>, registerOptions: RegisterOptions = {}) =>
       Effect.gen(function*() {
         const context = yield* Effect.context<R>()
-        const layer: Layer.Layer<Server.BtpsServer, unknown> = Factory.layer(config).pipe(Layer.provide(Layer.succeedContext(context)))
+        // its pipeline's series carry `server` (pre-tagged once when it starts, nothing per artifact)
+        const labels = { ...Context.get(context as Context.Context<never>, Metrics.MetricLabels), server: id }
+        const layer: Layer.Layer<Server.BtpsServer, unknown> = Factory.layer(config).pipe(
+          Layer.provide(Layer.succeed(Metrics.MetricLabels, labels)),
+          Layer.provide(Layer.succeedContext(context))
+        )
         const lock = yield* Effect.makeSemaphore(1)
         const fresh = (seq: number): Entry => ({ id, seq, config, layer, lock, state: stopped })
         const insert = SynchronizedRef.modifyEffect(ref, (map) =>

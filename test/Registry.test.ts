@@ -421,6 +421,32 @@ describe("metrics", () => {
       expect(yield* connections).toBe(0)
     }))
 
+  it.scopedLive("the pipeline's series of each registry server carry its id as `server`, so two servers are told apart", () =>
+    Effect.gen(function*() {
+      const registry = yield* registryIn("labels")
+      const [a, b] = [`lbl-a-${Math.random().toString(36).slice(2, 8)}`, `lbl-b-${Math.random().toString(36).slice(2, 8)}`]
+      yield* registry.register(a, good())
+      yield* registry.register(b, good())
+      yield* registry.startAll
+      const portOf = (id: string) => Effect.map(registry.get(id), (info) => info.address!.port)
+      for (const n of [1, 2]) expect((yield* send(yield* portOf(a), Fixture.invoiceLine(`inv-a-${n}-${a}`))).status.ok).toBe(true)
+      expect((yield* send(yield* portOf(b), Fixture.invoiceLine(`inv-b-1-${b}`))).status.ok).toBe(true)
+      expect((yield* send(yield* portOf(b), Fixture.untrustedLine())).status.ok).toBe(false)
+
+      const lines = (yield* MetricsHttp.render).split("\n")
+      const sample = (name: string, labels: Record<string, string>) => {
+        const found = lines.filter((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
+        expect(found, `${name} ${JSON.stringify(labels)}`).toHaveLength(1)
+        return Number(found[0]!.split(" ").at(-1))
+      }
+      expect(sample("btps_artifacts_total", { server: a, kind: "BTPS_DOC", outcome: "ok" })).toBe(2)
+      expect(sample("btps_artifacts_total", { server: b, kind: "BTPS_DOC", outcome: "ok" })).toBe(1)
+      expect(lines.filter((l) => l.startsWith("btps_artifacts_total{") && l.includes(`server="${b}"`) && !l.includes('outcome="ok"'))).toHaveLength(1)
+      expect(sample("btps_step_duration_seconds_count", { server: a, step: "parsing" })).toBe(2)
+      expect(sample("btps_step_duration_seconds_count", { server: b, step: "parsing" })).toBe(2)
+      expect(sample("btps_trust_store_duration_seconds_count", { server: a, operation: "getById" })).toBe(2)
+    }))
+
   it.scopedLive("formatTable shows id, status, address, connections and since", () =>
     Effect.gen(function*() {
       const registry = yield* registryIn("table")
