@@ -21,14 +21,21 @@
  *
  * The directory must be on a file system with hard links (any local Linux or macOS file system).
  *
+ * The same directory is also a {@link makeMailbox mailbox} for agents (`inbox.fetch|seen|delete`,
+ * drafts and trash); its state lives in dot-directories next to the artifacts: `.seen/<file>` (when an
+ * inbox file was seen), `.trash/<user>/` and `.draft/<user>/` (`<user>` = 32 hex digits of the SHA-256 of
+ * the lower-cased identity).
+ *
  * @since 0.1.0
  */
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer, Option } from "effect"
+import type { JsonObject } from "./Artifact.js"
 import { DeliveryFailed } from "./BtpsError.js"
 import { Delivery, type DeliveryShape, type IncomingArtifact } from "./Delivery.js"
+import { type Box, MailboxFailure, type MailboxItem, MailboxStore, type MailboxStoreShape, runQuery } from "./Mailbox.js"
 
 /** The inbox directory cannot be created or written. @since 0.1.0 */
 export class FileInboxError extends Data.TaggedError("FileInboxError")<{
@@ -176,3 +183,121 @@ export const make = (dir: string): Effect.Effect<DeliveryShape, FileInboxError> 
  * @since 0.1.0
  */
 export const layer = (dir: string): Layer.Layer<Delivery, FileInboxError> => Layer.effect(Delivery, make(dir))
+
+// --- the mailbox over the same directory -------------------------------------------------------------
+
+const userDir = (user: string): string => createHash("sha256").update(user.toLowerCase(), "utf8").digest("hex").slice(0, 32)
+
+/** A stored file and what it holds. */
+interface Stored {
+  readonly file: string
+  readonly item: MailboxItem
+}
+
+const readJson = async (file: string): Promise<JsonObject | undefined> => {
+  try {
+    const value: unknown = JSON.parse(await fs.readFile(file, "utf8"))
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as JsonObject) : undefined
+  } catch (cause) {
+    // removed meanwhile, or not an artifact: not part of the mailbox
+    if (errorCode(cause) === "ENOENT" || cause instanceof SyntaxError) return undefined
+    throw cause
+  }
+}
+
+const listJson = async (dir: string): Promise<Array<string>> => {
+  try {
+    return (await fs.readdir(dir)).filter((name) => name.endsWith(".json") && !name.startsWith(".")).sort()
+  } catch (cause) {
+    if (errorCode(cause) === "ENOENT") return []
+    throw cause
+  }
+}
+
+/** Write `data` to `file` atomically (temp file, fsync, rename over), creating its directory. */
+const replaceFile = async (file: string, data: string): Promise<void> => {
+  await fs.mkdir(path.dirname(file), { recursive: true })
+  const temp = path.join(path.dirname(file), `.tmp-${process.pid}-${randomBytes(8).toString("hex")}`)
+  try {
+    await writeTemp(temp, data)
+    await fs.rename(temp, file)
+    await syncDirectory(path.dirname(file))
+  } finally {
+    await fs.rm(temp, { force: true })
+  }
+}
+
+/**
+ * The inbox directory as the agents' mailbox (`Mailbox.handlers`): a user's inbox is the artifacts
+ * whose `to` is the user; queries read the box's files and apply `Mailbox.runQuery` (the semantics
+ * every mailbox shares), so a fetch reads every file of the directory: for large inboxes use
+ * `SqlInbox`. `inbox.delete` moves the file to the user's trash. Delivered artifacts are never
+ * replaced: two with the same id are both listed.
+ *
+ * @since 0.1.0
+ */
+export const makeMailbox = (dir: string): Effect.Effect<MailboxStoreShape & DeliveryShape, FileInboxError> =>
+  Effect.map(make(dir), (delivery) => {
+    const root = path.resolve(dir)
+    const boxDir = (user: string, box: Box) => (box === "inbox" ? root : path.join(root, `.${box}`, userDir(user)))
+    const seenFile = (file: string) => path.join(root, ".seen", path.basename(file))
+    const attempt = <A>(operation: string, f: () => Promise<A>) =>
+      Effect.tryPromise({
+        try: f,
+        catch: (cause) => new MailboxFailure({ operation: `${operation} in ${root}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+      })
+
+    const stored = async (user: string, box: Box): Promise<Array<Stored>> => {
+      const where = boxDir(user, box)
+      const found: Array<Stored> = []
+      for (const name of await listJson(where)) {
+        const file = path.join(where, name)
+        const artifact = await readJson(file)
+        if (artifact === undefined) continue
+        if (box === "inbox" && (typeof artifact.to !== "string" || artifact.to.toLowerCase() !== user.toLowerCase())) continue
+        const seenAt = box === "inbox" ? await fs.readFile(seenFile(file), "utf8").catch(() => undefined) : undefined
+        found.push({ file, item: { id: String(artifact.id), artifact, seen: seenAt !== undefined, ...(seenAt === undefined ? {} : { seenAt: seenAt.trim() }) } })
+      }
+      return found
+    }
+
+    const mailbox: MailboxStoreShape = {
+      put: (user, box, artifact) =>
+        box === "inbox"
+          ? Effect.mapError(write(root, String(artifact.id), `${JSON.stringify(artifact)}\n`), (e) => new MailboxFailure({ operation: e.message, cause: e })).pipe(Effect.asVoid)
+          : attempt("cannot write", () => replaceFile(path.join(boxDir(user, box), `${fileStem(String(artifact.id))}.json`), `${JSON.stringify(artifact)}\n`)),
+      query: (user, box, query) => attempt("cannot read", async () => runQuery((await stored(user, box)).map((s) => s.item), query)),
+      markSeen: (user, ids, at) =>
+        attempt("cannot mark seen", async () => {
+          const found = (await stored(user, "inbox")).filter((s) => ids.includes(s.item.id))
+          await fs.mkdir(path.join(root, ".seen"), { recursive: true })
+          for (const s of found) {
+            if (s.item.seen) continue
+            // `wx`: the first mark wins, its time is kept
+            await fs.writeFile(seenFile(s.file), at.toISOString(), { flag: "wx" }).catch((cause: unknown) => (errorCode(cause) === "EEXIST" ? undefined : Promise.reject(cause)))
+          }
+          const foundIds = new Set(found.map((s) => s.item.id))
+          return ids.filter((id) => foundIds.has(id)).length
+        }),
+      take: (user, box, ids) =>
+        attempt("cannot remove", async () => {
+          const found = (await stored(user, box)).filter((s) => ids.includes(s.item.id))
+          for (const s of found) {
+            await fs.rm(s.file, { force: true })
+            if (box === "inbox") await fs.rm(seenFile(s.file), { force: true })
+          }
+          if (found.length > 0) await syncDirectory(boxDir(user, box))
+          return found.map((s) => s.item)
+        }),
+      get: (user, box, id) => attempt("cannot read", async () => Option.fromNullable((await stored(user, box)).find((s) => s.item.id === id)?.item))
+    }
+    return { ...delivery, ...mailbox }
+  })
+
+/**
+ * Deliver every verified artifact into `dir`, and serve it to agents as their `MailboxStore`.
+ *
+ * @since 0.1.0
+ */
+export const layerMailbox = (dir: string): Layer.Layer<Delivery | MailboxStore, FileInboxError> =>
+  Layer.effectContext(Effect.map(makeMailbox(dir), (both) => Context.make(Delivery, both).pipe(Context.add(MailboxStore, both))))

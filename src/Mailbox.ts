@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option, SynchronizedRef } from "effect"
+import { Context, Data, Effect, Layer, Option, SynchronizedRef } from "effect"
 import type { Filter, Query } from "./AgentRequest.js"
 import type { Handlers } from "./Agents.js"
 import type { JsonObject, JsonValue } from "./Artifact.js"
@@ -39,16 +39,28 @@ export interface QueryResult {
   readonly hasNext: boolean
 }
 
-/** @since 0.1.0 */
+/** A durable mailbox could not be read or written. @since 0.1.0 */
+export class MailboxFailure extends Data.TaggedError("MailboxFailure")<{ readonly operation: string; readonly cause?: unknown }> {
+  override get message(): string {
+    return `mailbox: ${this.operation} failed`
+  }
+}
+
+/**
+ * A mailbox: the memory one here, `SqlInbox.makeMailbox` and `FileInbox.makeMailbox` over the durable
+ * inboxes. Every implementation answers queries with {@link runQuery}'s semantics.
+ *
+ * @since 0.1.0
+ */
 export interface MailboxStoreShape {
   /** Add (or replace, by id) an item. */
-  readonly put: (user: string, box: Box, artifact: JsonObject) => Effect.Effect<void>
-  readonly query: (user: string, box: Box, query: Query | undefined) => Effect.Effect<QueryResult>
-  /** Mark inbox items seen; returns how many were found. */
-  readonly markSeen: (user: string, ids: ReadonlyArray<string>, at: Date) => Effect.Effect<number>
+  readonly put: (user: string, box: Box, artifact: JsonObject) => Effect.Effect<void, MailboxFailure>
+  readonly query: (user: string, box: Box, query: Query | undefined) => Effect.Effect<QueryResult, MailboxFailure>
+  /** Mark inbox items seen (the first time only); returns how many of `ids` were found. */
+  readonly markSeen: (user: string, ids: ReadonlyArray<string>, at: Date) => Effect.Effect<number, MailboxFailure>
   /** Remove items from a box, returning them. */
-  readonly take: (user: string, box: Box, ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<MailboxItem>>
-  readonly get: (user: string, box: Box, id: string) => Effect.Effect<Option.Option<MailboxItem>>
+  readonly take: (user: string, box: Box, ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<MailboxItem>, MailboxFailure>
+  readonly get: (user: string, box: Box, id: string) => Effect.Effect<Option.Option<MailboxItem>, MailboxFailure>
 }
 
 /** @since 0.1.0 */
@@ -188,6 +200,7 @@ export const delivery: Layer.Layer<Delivery, never, MailboxStore> = Layer.effect
   Effect.map(MailboxStore, (store) => ({
     deliver: (incoming) =>
       store.put(incoming.artifact.to, "inbox", incoming.raw).pipe(
+        Effect.mapError((cause) => new DeliveryFailed({ detail: cause.message, cause })),
         Effect.catchAllDefect((cause) => Effect.fail(new DeliveryFailed({ detail: "mailbox put failed", cause })))
       )
   }))
@@ -196,6 +209,15 @@ export const delivery: Layer.Layer<Delivery, never, MailboxStore> = Layer.effect
 // --- handlers ----------------------------------------------------------------------------------------
 
 const trustUnavailable = (cause: unknown) => new ServiceUnavailable({ detail: "trust store failed", cause })
+
+type Unavailable<F> = F extends (...args: infer P) => Effect.Effect<infer A, MailboxFailure> ? (...args: P) => Effect.Effect<A, ServiceUnavailable> : never
+
+/** The store whose failures answer the agent `ServiceUnavailable` (the cause is logged, not sent). */
+const answeringUnavailable = (store: MailboxStoreShape): { readonly [K in keyof MailboxStoreShape]: Unavailable<MailboxStoreShape[K]> } => {
+  const wrap = <P extends ReadonlyArray<unknown>, A>(f: (...args: P) => Effect.Effect<A, MailboxFailure>) => (...args: P) =>
+    Effect.mapError(f(...args), (cause) => new ServiceUnavailable({ detail: cause.message, cause }))
+  return { put: wrap(store.put), query: wrap(store.query), markSeen: wrap(store.markSeen), take: wrap(store.take), get: wrap(store.get) }
+}
 
 /** Trust records as an agent sees them (keys never leave as anything but the public key). */
 const recordView = (r: TrustRecord): JsonValue => JSON.parse(JSON.stringify(r)) as JsonValue
@@ -207,7 +229,7 @@ const recordView = (r: TrustRecord): JsonValue => JSON.parse(JSON.stringify(r)) 
  * @since 0.1.0
  */
 export const handlers: Effect.Effect<Handlers, never, MailboxStore | TrustStore> = Effect.gen(function*() {
-  const store = yield* MailboxStore
+  const store = answeringUnavailable(yield* MailboxStore)
   const trust = yield* TrustStore
   const fetched = (box: Box, message: string) => (user: string, query: Query | undefined) =>
     Effect.map(store.query(user, box, query), (result) => ({ message, document: result as unknown as JsonValue }))

@@ -1,12 +1,13 @@
 /**
  * The flow of issue 15 end to end over real TLS: an agent onboards on server A (JSON trust store) with
  * a token and sends an invoice via artifact.send; A delegates (signed by its domain authority) and
- * delivers to server B (PostgreSQL trust store); B verifies the delegation and files the invoice; B's
- * user's agent fetches it from the inbox and marks it seen.
+ * delivers to server B (PostgreSQL trust store, durable SqlInbox as its mailbox); B verifies the
+ * delegation and files the invoice; B's user's agent fetches it from the inbox and marks it seen.
  */
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, Layer } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Effect, Either, Layer, Redacted } from "effect"
 import pg from "pg"
 import * as AgentAuth from "../src/AgentAuth.js"
 import * as Agents from "../src/Agents.js"
@@ -21,6 +22,7 @@ import * as Middleware from "../src/Middleware.js"
 import * as Pipeline from "../src/Pipeline.js"
 import * as Server from "../src/Server.js"
 import * as Signer from "../src/Signer.js"
+import * as SqlInbox from "../src/SqlInbox.js"
 import { TrustStore } from "../src/TrustStore.js"
 import * as JsonTrustStore from "../src/TrustStore/Json.js"
 import * as PgTrustStore from "../src/TrustStore/Pg.js"
@@ -44,19 +46,19 @@ describe("agent → server A → delegation → server B → agent", () => {
         Effect.promise(async () => {
           const c = new pg.Client({ connectionString: PG_URL })
           await c.connect()
-          await c.query(`DROP TABLE IF EXISTS ${table}, ${table}_migrations`)
+          await c.query(`DROP TABLE IF EXISTS ${table}, ${table}_migrations, ${table}_inbox`)
           await c.end()
         })
       )
       // --- server B: billing$vendor.test, PostgreSQL trust store, mailbox, its own agents
       const storeB = PgTrustStore.layer({ url: PG_URL, entityName: table, changeFeed: false })
-      const mailboxB = Layer.mergeAll(Mailbox.layerMemory, storeB)
+      const inboxB = SqlInbox.layerMailbox({ table: `${table}_inbox` }).pipe(Layer.provide(PgClient.layer({ url: Redacted.make(PG_URL) })), Layer.orDie)
+      const mailboxB = Layer.mergeAll(inboxB, storeB)
       const agentsB = Agents.layerWith(Mailbox.handlers).pipe(Layer.provideMerge(AgentAuth.layerMemory({}, Fixture.agentRecords)))
       const serverB = Server.layer(options()).pipe(
         Layer.provide(Pipeline.layer()),
         Layer.provide(Middleware.none),
         Layer.provide(KeyResolver.layerStatic(Fixture.zone)),
-        Layer.provide(Mailbox.delivery),
         Layer.provideMerge(agentsB),
         Layer.provideMerge(mailboxB)
       )
