@@ -13,7 +13,7 @@ const root = process.env.BTPS_PACKAGE_ROOT ?? path.resolve(path.dirname(fileURLT
 /** Condition that points an entry at its TypeScript source (the repo's typecheck and tsx runs use it). */
 export const sourceCondition = "@btps-effect/source"
 
-/** Public modules that are not in the root index: they load database drivers, or exist for tests only. */
+/** Public modules that are not in the root index: they load database drivers (pg, mysql2, ioredis), or exist for tests only. */
 const SUBPATH_ONLY = {
   SqlTrustStore: "TrustStore/Sql",
   PgTrustStore: "TrustStore/Pg",
@@ -21,6 +21,9 @@ const SUBPATH_ONLY = {
   MysqlTrustStore: "TrustStore/Mysql",
   SqlInbox: "SqlInbox",
   SqlAgentStore: "SqlAgentStore",
+  RedisClient: "Redis/Client",
+  RedisReplayStore: "Redis/ReplayStore",
+  RedisRateLimit: "Redis/RateLimit",
   testing: "testing"
 }
 

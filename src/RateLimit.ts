@@ -30,7 +30,7 @@ import {
   Schema,
   type Scope
 } from "effect"
-import { RateLimited } from "./BtpsError.js"
+import { RateLimited, type ServiceUnavailable } from "./BtpsError.js"
 import * as Metrics from "./Metrics.js"
 import * as Middleware from "./Middleware.js"
 
@@ -144,13 +144,17 @@ export type LimitScope = "address" | "identity"
 export interface RateLimiterService {
   /**
    * Take `cost` tokens (default 1) from the bucket of `key` in `scope`: `true` if admitted, `false` if
-   * the bucket does not hold that many (nothing is taken then).
+   * the bucket does not hold that many (nothing is taken then). A shared store that cannot answer fails
+   * with `ServiceUnavailable` (the request is refused with 503, never admitted unchecked).
    */
-  readonly take: (scope: LimitScope, key: string, cost?: number) => Effect.Effect<boolean>
+  readonly take: (scope: LimitScope, key: string, cost?: number) => Effect.Effect<boolean, ServiceUnavailable>
   /** Keys currently remembered in a scope. */
-  readonly size: (scope: LimitScope) => Effect.Effect<number>
-  /** Forget every full bucket now; returns how many were forgotten. Runs on its own every `cleanupIntervalMillis`. */
-  readonly sweep: Effect.Effect<number>
+  readonly size: (scope: LimitScope) => Effect.Effect<number, ServiceUnavailable>
+  /**
+   * Forget every full bucket now; returns how many were forgotten. Runs on its own every
+   * `cleanupIntervalMillis` (a shared store may expire its buckets itself and forget none here).
+   */
+  readonly sweep: Effect.Effect<number, ServiceUnavailable>
   readonly options: Options
 }
 
@@ -169,9 +173,11 @@ interface Bucket {
 
 /**
  * Milliseconds from the clock's nanosecond reading, which is monotonic in the live clock (the wall clock
- * can jump back) and follows `TestClock` in tests.
+ * can jump back), anchored at the epoch (so several processes agree) and follows `TestClock` in tests.
+ *
+ * @since 0.1.0
  */
-const millis = (clock: Clock.Clock): number => Number(clock.unsafeCurrentTimeNanos()) / 1e6
+export const millis = (clock: Clock.Clock): number => Number(clock.unsafeCurrentTimeNanos()) / 1e6
 
 /** Tokens in a bucket at `now`: refilled for the elapsed time, capped at the burst. */
 const level = (bucket: Bucket, limit: Limit, now: number): number =>

@@ -6,6 +6,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Config, ConfigProvider, Effect, Either, FastCheck, Layer, Queue, Redacted, Schema } from "effect"
+import * as GuardOptions from "../src/cli/guardOptions.js"
 import { serverFlags } from "../src/cli/serverOptions.js"
 import * as Delivery from "../src/Delivery.js"
 import { describeConfigError } from "../src/internal/schemaConfig.js"
@@ -31,13 +32,13 @@ const docsTable = (): ReadonlyArray<ReadonlyArray<string>> => {
 }
 
 const defaults = Schema.decodeUnknownSync(Server.ServerOptions)({ tls: { cert: "c", key: "k" } })
-const allDefaults = { ...defaults, ...Schema.decodeUnknownSync(Pipeline.PipelineOptions)({}) }
+const allDefaults = { ...defaults, ...Schema.decodeUnknownSync(Pipeline.PipelineOptions)({}), ...Schema.decodeUnknownSync(GuardOptions.GuardOptions)({}) }
 const valueAt = (value: unknown, at: ReadonlyArray<string>): unknown =>
   at.reduce<unknown>((node, key) => (typeof node === "object" && node !== null ? (node as Record<string, unknown>)[key] : undefined), value)
 
 describe("server options: one source", () => {
   it("every schema field has one variable BTPS_<UPPER_SNAKE> and one flag, all listed in docs/server.md", () => {
-    const fields = [...Server.optionsFields, ...Pipeline.optionsFields]
+    const fields = [...Server.optionsFields, ...Pipeline.optionsFields, ...GuardOptions.optionsFields]
     expect(fields.map((f) => f.path.join("."))).toContain("artifactTimeoutMs")
     for (const f of fields) {
       expect(f.env).toBe(`BTPS_${f.path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_")}`)

@@ -84,7 +84,7 @@ let app = ""
 /** Each step runs several processes on a shared CI machine: bounded, but generously. */
 const slow = 600_000
 const fixtures = path.join(repoRoot, "test", "fixtures", "package")
-const driverModule = /\/node_modules\/(pg|pg-[\w-]+|pgpass|mysql2|@effect\/sql-pg|@effect\/sql-mysql2)\//
+const driverModule = /\/node_modules\/(pg|pg-[\w-]+|pgpass|mysql2|ioredis|@effect\/sql-pg|@effect\/sql-mysql2)\//
 
 /** Subpaths of the installed package's `exports` (`btps-effect`, `btps-effect/Server`, ...). */
 const entryPoints = (): ReadonlyArray<string> => {
@@ -93,7 +93,9 @@ const entryPoints = (): ReadonlyArray<string> => {
   }
   return Object.keys(installed.exports).filter((k) => k !== "./package.json").map((k) => k === "." ? manifest.name : `${manifest.name}/${k.slice(2)}`)
 }
-const sqlEntries = new Set(["SqlTrustStore", "PgTrustStore", "PgChanges", "MysqlTrustStore", "SqlInbox"].map((m) => `${manifest.name}/${m}`))
+const sqlEntries = new Set(
+  ["SqlTrustStore", "PgTrustStore", "PgChanges", "MysqlTrustStore", "SqlInbox", "RedisClient", "RedisReplayStore", "RedisRateLimit"].map((m) => `${manifest.name}/${m}`)
+)
 
 /** The module URLs a plain node process resolves while importing `specifiers` from the app. */
 const modulesLoadedBy = async (specifiers: ReadonlyArray<string>): Promise<ReadonlyArray<string>> => {
@@ -148,7 +150,7 @@ describe("the packed and installed package", () => {
     expect(result).toEqual({ ok: true, code: 200, delivered: "Invoice INV-1", total: 42 })
   }, slow)
 
-  it("importing the root and every non-SQL entry point loads no database driver; the SQL entries do", async () => {
+  it("importing the root and every non-SQL, non-Redis entry point loads no database driver; the SQL and Redis entries do", async () => {
     const plain = entryPoints().filter((e) => !sqlEntries.has(e))
     expect(plain).toEqual(expect.arrayContaining([manifest.name, `${manifest.name}/Server`, `${manifest.name}/testing`]))
     const loaded = await modulesLoadedBy(plain)
@@ -159,6 +161,8 @@ describe("the packed and installed package", () => {
     expect(pg).toEqual(expect.arrayContaining([expect.stringMatching(/\/node_modules\/pg\//)]))
     const mysql = await modulesLoadedBy([`${manifest.name}/MysqlTrustStore`])
     expect(mysql).toEqual(expect.arrayContaining([expect.stringMatching(/\/node_modules\/mysql2\//)]))
+    const redis = await modulesLoadedBy([`${manifest.name}/RedisReplayStore`])
+    expect(redis).toEqual(expect.arrayContaining([expect.stringMatching(/\/node_modules\/ioredis\//)]))
   }, slow)
 
   it("the user's tsc (strict, nodenext, skipLibCheck false) accepts the tour and every entry point", async () => {

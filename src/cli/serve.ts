@@ -28,6 +28,7 @@ import { CliError, configProblems, diagnosticsLogger } from "./output.js"
 import { packageVersion } from "./version.js"
 import * as Workers from "./workers.js"
 import * as ServerFlags from "./serverOptions.js"
+import * as Guards from "./guardOptions.js"
 
 // --- options --------------------------------------------------------------------------------------------
 
@@ -214,10 +215,14 @@ const serve = (opts: Opts) =>
     }
 
     const trust = trustStoreLayer(opts.store)
-    const middleware = Middleware.layer(Option.match(opts.middleware, {
-      onNone: () => MiddlewareModule.layerDefault,
-      onSome: (path) => MiddlewareModule.layer(path)
-    })).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
+    const middleware = Middleware.layer(
+      Option.match(opts.middleware, {
+        onNone: () => MiddlewareModule.layerDefault,
+        onSome: (path) => MiddlewareModule.layer(path)
+      }),
+      // replay protection and rate limits, in memory or shared through Redis (--replay-store, --rate-limit-store)
+      Guards.layer(serverOptions.guards)
+    ).pipe(Layer.mapError((e) => new CliError({ message: e.message, cause: e })))
     const services = Layer.mergeAll(keyResolverLayer(opts.dns), delivery(opts), middleware).pipe(Layer.provideMerge(trust))
     // one access line per decision at info (accepted, refused with the reason), cheap and batched
     const level = yield* FiberRef.get(FiberRef.currentMinimumLogLevel)

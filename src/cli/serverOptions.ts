@@ -1,8 +1,8 @@
 /**
- * The `btps serve` flags for every {@link Server.ServerOptions} and {@link Pipeline.PipelineOptions} field,
- * generated from the schemas, and the options they select: flags over environment variables over the
- * schemas' defaults, read through `Server.optionsConfig` and `Pipeline.optionsConfig` so a flag and its
- * variable are the same setting.
+ * The `btps serve` flags for every {@link Server.ServerOptions}, {@link Pipeline.PipelineOptions} and
+ * {@link GuardOptions.GuardOptions} field, generated from the schemas, and the options they select: flags
+ * over environment variables over the schemas' defaults, read through `Server.optionsConfig`,
+ * `Pipeline.optionsConfig` and `GuardOptions.optionsConfig` so a flag and its variable are the same setting.
  *
  * Each field `fooBarMs` is `--foo-bar-ms` and `BTPS_FOO_BAR_MS`; nested `tls.minVersion` is
  * `--tls-min-version` and `BTPS_TLS_MIN_VERSION`. PEM fields take a file: `--cert FILE`, `--key FILE`,
@@ -14,6 +14,7 @@ import { Options } from "@effect/cli"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
 import * as Pipeline from "../Pipeline.js"
+import * as GuardOptions from "./guardOptions.js"
 import type { Field } from "../internal/schemaConfig.js"
 import * as Server from "../Server.js"
 import { readText } from "./options.js"
@@ -46,7 +47,7 @@ export interface ServerFlag {
  *
  * @since 0.1.0
  */
-export const serverFlags: ReadonlyArray<ServerFlag> = [...Server.optionsFields, ...Pipeline.optionsFields].map((field) => {
+export const serverFlags: ReadonlyArray<ServerFlag> = [...Server.optionsFields, ...Pipeline.optionsFields, ...GuardOptions.optionsFields].map((field) => {
   const pem = pemFlags[field.path.join(".")]
   return { field, flag: pem?.flag ?? field.flag, pem: pem?.what }
 })
@@ -90,7 +91,7 @@ const namer = (given: ReadonlySet<string>) => (path: ReadonlyArray<string>): str
 }
 
 /**
- * The server and pipeline options selected by the flags `values` (as parsed by {@link options}), the
+ * The server, pipeline and guard options selected by the flags `values` (as parsed by {@link options}), the
  * environment and the schemas' defaults, in that order. Every invalid value is one line naming its flag
  * or variable.
  *
@@ -98,7 +99,15 @@ const namer = (given: ReadonlySet<string>) => (path: ReadonlyArray<string>): str
  */
 export const serverOptions = (
   values: ReadonlyArray<Option.Option<string>>
-): Effect.Effect<{ readonly server: Server.ServerOptionsInput; readonly pipeline: Pipeline.PipelineOptionsInput }, CliError, FileSystem.FileSystem> =>
+): Effect.Effect<
+  {
+    readonly server: Server.ServerOptionsInput
+    readonly pipeline: Pipeline.PipelineOptionsInput
+    readonly guards: GuardOptions.GuardOptionsInput
+  },
+  CliError,
+  FileSystem.FileSystem
+> =>
   Effect.gen(function*() {
     const base = yield* Effect.configProviderWith(Effect.succeed)
     const given = new Map<string, string>()
@@ -114,7 +123,7 @@ export const serverOptions = (
       }
     }
     const provider = ConfigProvider.fromMap(given, { pathDelim: "_" }).pipe(ConfigProvider.orElse(() => base))
-    return yield* Effect.withConfigProvider(Config.all({ server: Server.optionsConfig, pipeline: Pipeline.optionsConfig }), provider).pipe(
+    return yield* Effect.withConfigProvider(Config.all({ server: Server.optionsConfig, pipeline: Pipeline.optionsConfig, guards: GuardOptions.optionsConfig }), provider).pipe(
       Effect.mapError((error) => new CliError({ message: configProblems(error, namer(new Set(given.keys()))), cause: error }))
     )
   })
