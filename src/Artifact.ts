@@ -8,7 +8,7 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { InvalidJson, ValidationFailed, type ValidationIssue } from "./BtpsError.js"
-import { BtpsIdentity } from "./Identity.js"
+import { CanonicalIdentity } from "./Identity.js"
 import { CurrencyCode, Email, IsoDateTime, JsonNumber, JsonRecord, JsonValue, RecordKey, Url } from "./internal/formats.js"
 import * as FastTransporter from "./internal/fastTransporter.js"
 import * as Json from "./internal/json.js"
@@ -133,7 +133,7 @@ export type InvoiceDocument = typeof InvoiceDocument.Type
 
 /** Signature of the identity (or domain authority) that delegated an agent. @since 0.1.0 */
 export const Attestation = Schema.Struct({
-  signedBy: BtpsIdentity,
+  signedBy: CanonicalIdentity,
   issuedAt: IsoDateTime,
   selector: Selector,
   signature: Signature
@@ -143,7 +143,7 @@ export const Attestation = Schema.Struct({
 export const Delegation = Schema.Struct({
   agentId: Schema.String,
   agentPubKey: Schema.String,
-  signedBy: BtpsIdentity,
+  signedBy: CanonicalIdentity,
   issuedAt: IsoDateTime,
   selector: Selector,
   signature: Signature,
@@ -171,8 +171,8 @@ const transporterFields = <T extends TransporterType, D extends Schema.Schema.An
 ) => ({
   version: Schema.String,
   type: Schema.Literal(type),
-  from: BtpsIdentity,
-  to: BtpsIdentity,
+  from: CanonicalIdentity,
+  to: CanonicalIdentity,
   selector: Selector,
   id: ArtifactId,
   issuedAt: IsoDateTime,
@@ -245,8 +245,8 @@ export const IdentityLookupArtifact = Schema.Struct({
   version: Schema.String,
   id: ArtifactId,
   issuedAt: IsoDateTime,
-  identity: BtpsIdentity,
-  from: BtpsIdentity,
+  identity: CanonicalIdentity,
+  from: CanonicalIdentity,
   hostSelector: Selector,
   identitySelector: Schema.optional(Selector)
 }).annotations({ identifier: "IdentityLookupArtifact" })
@@ -281,7 +281,7 @@ export const AgentAction = Schema.Literal(
 export const AgentArtifact = Schema.Struct({
   id: ArtifactId,
   action: AgentAction,
-  to: BtpsIdentity,
+  to: CanonicalIdentity,
   issuedAt: IsoDateTime,
   agentId: Schema.String,
   document: Schema.optional(JsonValue),

@@ -7,7 +7,7 @@ import { Either, Schema } from "effect"
 import { PrivacyType } from "./Artifact.js"
 import { InvalidIdentity, TrustNotAllowed } from "./BtpsError.js"
 import { sha256Hex } from "./Crypto.js"
-import { BtpsIdentity } from "./Identity.js"
+import { BtpsIdentity, CanonicalIdentity } from "./Identity.js"
 import { DateString, JsonRecord } from "./internal/formats.js"
 
 /** Status of a trust relation. @since 0.1.0 */
@@ -104,8 +104,9 @@ export const makeRecord = (input: RecordInput): Either.Either<TrustRecord, Inval
     }
   })
 
+/** New records name identities in their canonical form only (the form artifacts carry). */
 const validIdentity = (identity: string): Either.Either<BtpsIdentity, InvalidIdentity> =>
-  Schema.is(BtpsIdentity)(identity) ? Either.right(identity) : Either.left(new InvalidIdentity({ identity }))
+  Schema.is(CanonicalIdentity)(identity) ? Either.right(identity) : Either.left(new InvalidIdentity({ identity }))
 
 const isPast = (date: string | undefined, now: Date): boolean => date !== undefined && Date.parse(date) <= now.getTime()
 const isFuture = (date: string | undefined, now: Date): boolean => date !== undefined && Date.parse(date) > now.getTime()

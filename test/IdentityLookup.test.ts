@@ -44,7 +44,7 @@ describe("identity lookup", () => {
   it.scopedLive("a hosted identity's key is returned, signed by the server identity", () =>
     Effect.gen(function*() {
       const send = yield* serve(Layer.merge(hosted, ServerIdentity.layer({ identity: admin.identity, publicKeyPem: admin.publicKeyPem, privateKeyPem: admin.privateKeyPem })))
-      const { response } = yield* send(lookupLine("l-1", "Billing$Vendor.test"))
+      const { response } = yield* send(lookupLine("l-1", "billing$vendor.test"))
       expect(response).toMatchObject({
         status: { ok: true, code: 200, message: "success" },
         reqId: "l-1",

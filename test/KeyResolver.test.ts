@@ -344,15 +344,18 @@ describe("KeyResolver.layer against a local DNS server", () => {
         const [, detail] = yield* reason(trusted.identity, selector)
         expect(detail).toMatch(/^not a valid DNS name: /)
       }
-      expect((yield* Effect.flip(resolver.resolveHost(`x$${"d".repeat(64)}.test`))).detail).toMatch(/^not a valid DNS name/)
+      expect((yield* Effect.flip(resolver.resolveHost(`x$${"d".repeat(64)}.test`))).detail).toMatch(/^not a BTPS identity/)
       expect(server.queries).toBe(before)
     }))
 
-  it.scoped("identities are case-insensitive: one record name, one query", () =>
+  it.scoped("only canonical identities are looked up (no upper case: one identity, one spelling); selectors are case-insensitive", () =>
     Effect.gen(function*() {
       const server = yield* DnsServer.make(testZone)
       const resolver = yield* resolverFor(server)
-      const a = yield* resolver.resolvePublicKey("Finance$ACME.test", "BTPS1")
+      const refused = yield* Effect.flip(resolver.resolvePublicKey("Finance$ACME.test", "btps1"))
+      expect(refused.detail).toBe(`not a BTPS identity: "Finance$ACME.test"`)
+      expect(server.queries).toBe(0)
+      const a = yield* resolver.resolvePublicKey(trusted.identity, "BTPS1")
       const b = yield* resolver.resolvePublicKey(trusted.identity, "btps1")
       expect(a).toBe(b)
       expect(server.queries).toBe(1)
@@ -557,8 +560,9 @@ describe("KeyResolver.layer against a local DNS server", () => {
         }
         const resolver = yield* resolverFor(server)
         for (const e of entries) {
-          const identity = e.upper ? `${e.account}$${e.domain}`.toUpperCase() : `${e.account}$${e.domain}`
-          expect((yield* resolver.resolvePublicKey(identity, e.selector)).fingerprint).toBe(keys[e.key]!.fingerprint)
+          const identity = `${e.account}$${e.domain}`
+          const selector = e.upper ? e.selector.toUpperCase() : e.selector
+          expect((yield* resolver.resolvePublicKey(identity, selector)).fingerprint).toBe(keys[e.key]!.fingerprint)
           // a selector nobody published (the arbitrary never makes '_')
           expect((yield* Effect.flip(resolver.resolvePublicKey(identity, "un_published")))._tag).toBe("PublicKeyNotFound")
         }
@@ -739,13 +743,13 @@ describe("KeyResolver.layerStatic", () => {
         "btps1._btps.identity.five.acme.test": ["v=1.0.0; k=rsa"],
         "_btps.host.acme.test": [["v=1.0.0; u=btps://mail.", "acme.test:4443; s=sel"]]
       })
-      for (const account of ["one", "ONE", "two", "three"]) {
+      for (const account of ["one", "two", "three"]) {
         expect((yield* resolver.resolvePublicKey(`${account}$acme.test`, "btps1")).fingerprint).toBe(trusted.fingerprint)
       }
       expect((yield* Effect.flip(resolver.resolvePublicKey("four$acme.test", "btps1"))).detail).toContain("NODATA")
       expect((yield* Effect.flip(resolver.resolvePublicKey("five$acme.test", "btps1"))).detail).toContain("no valid BTPS key record")
       expect((yield* Effect.flip(resolver.resolvePublicKey("one$acme.test", "btps2")))._tag).toBe("PublicKeyNotFound")
-      expect(yield* resolver.resolveHost("x$ACME.test")).toEqual({ hostname: "mail.acme.test", port: 4443, selector: "sel", version: "1.0.0" })
+      expect(yield* resolver.resolveHost("x$acme.test")).toEqual({ hostname: "mail.acme.test", port: 4443, selector: "sel", version: "1.0.0" })
     }))
 
   it.scoped("rotation: both selectors published, each resolves to its own key", () =>

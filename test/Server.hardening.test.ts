@@ -1,5 +1,5 @@
 /**
- * Hardening of the listener and connections (issue 12, findings 1, 2, 3 and 9): every socket has a bounded
+ * Hardening of the listener and connections (issue 12, findings 1, 2, 3, 5 and 9): every socket has a bounded
  * life, lines (not bytes) keep a connection alive, partial lines are bounded per connection and in all,
  * and one address cannot take every connection. Real TLS on 127.0.0.1; time-based rules are driven by
  * TestClock where the test can wait on events.
@@ -295,6 +295,32 @@ describe("finding 3: the key cache follows DNS", () => {
       yield* TestClock.adjust("60001 millis") // the record's TTL (1 h), clamped to maxTtl
       expect(yield* sendOne(port, invoiceSignedBy("untrustedSender", "rotate-4"))).toMatchObject({ ok: false })
       expect((yield* Queue.takeAll(inbox)).length).toBe(2)
+    }))
+})
+
+describe("finding 5: look-alike identities are refused as invalid, before any key lookup", () => {
+  it.scoped("finance$ACME.test + zero-width space, signed with finance$acme.test's key, is refused and not delivered", () =>
+    Effect.gen(function*() {
+      const inbox = yield* Queue.unbounded<Delivery.IncomingArtifact>()
+      const server = Context.get(yield* Layer.buildWithScope(Fixture.layer(inbox), yield* Effect.scope), BtpsServer)
+      const signer = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
+      const spoofed = (from: string, id: string) => {
+        const { signature: _signature, ...unsigned } = JSON.parse(Fixture.invoiceLine(id)) as Artifact.JsonObject
+        return JSON.stringify(Crypto.sign({ ...unsigned, from }, signer))
+      }
+      const lines = [
+        spoofed("finance$ACME.test\u200b", "spoof-1"),
+        spoofed("finance$acme.test.", "spoof-2"),
+        spoofed("finance$\u0430cme.test", "spoof-3"),
+        spoofed("FINANCE$acme.test", "spoof-4")
+      ]
+      const got = yield* Effect.promise(() => exchange(server.address.port, ca, lines.join("\n") + "\n", { expect: lines.length }))
+      expect(got.lines.map((l) => parse(l).status)).toEqual(
+        lines.map(() => ({ ok: false, code: 400, message: "BTPS artifact validation failed" }))
+      )
+      expect(yield* Queue.size(inbox)).toBe(0)
+      // the canonical spelling of the same artifact is delivered
+      expect(yield* goodClient(server.address.port, "spoof-5")).toMatchObject({ status: { ok: true } })
     }))
 })
 

@@ -61,6 +61,12 @@ export const expectedExchange = (c: ServerCase): ExpectedExchange => {
         closed: false,
         divergence: "keys with '=' padding resolve; the artifact then fails trust like any unknown sender (reference: TypeError, socket destroyed)"
       }
+    case "identities_upper_case":
+      return {
+        responses: [expected(false, "BTPS artifact validation failed", idOfLine(lines[0] ?? ""))],
+        closed: false,
+        divergence: "identities must be canonical (lower-case ASCII): FINANCE$ACME.TEST is refused as invalid (reference: accepted, case-folded)"
+      }
     case "control_ping":
       return { responses: [expected(true, "pong", c.response[0]?.reqId)], closed: false, divergence: "PING is answered (reference: Invalid action, closed)" }
     case "pipelined_two_valid":
