@@ -424,7 +424,7 @@ const variantDecoders = {
 } as const
 
 /** The encrypted transporter artifact without delegation, decoded by hand (see internal/fastTransporter.ts). */
-const fastEncrypted = FastTransporter.make({ isIdentity: Schema.is(BtpsIdentity), isSelector: Schema.is(Selector) })
+const fastEncrypted = FastTransporter.make({ isIdentity: Schema.is(CanonicalIdentity), isSelector: Schema.is(Selector) })
 
 /**
  * {@link decodeUnknown}'s hand-written path alone: the decoded artifact, or undefined where the schema must
