@@ -95,6 +95,25 @@ describe.concurrent("examples", { timeout: TEST_TIMEOUT_MS }, () => {
     ])
   })
 
+  it("agent-client.ts: Agent clients onboard, send through their server (delegated), page, mark, delete, rotate their key", async () => {
+    const lines = await runExample("examples/agent-client.ts")
+    expectInOrder(lines, [
+      /^onboarded: agent btps_ag_[0-9a-f]{8}…$/,
+      "delegated and delivered to billing$vendor.example: success",
+      "delegated and delivered to billing$vendor.example: success",
+      "delegated and delivered to billing$vendor.example: success",
+      "page 1: Invoice INV-1, Invoice INV-2 (total 3, more: true)",
+      "page 2: Invoice INV-3 (more: false)",
+      "Invoice INV-1: seen true",
+      "Invoice INV-3: seen false",
+      "title like '%inv-3': Invoice INV-3",
+      "refreshed, new refresh token: true",
+      "ping with the new key: success",
+      "ping signed with the old key: Signature verification failed",
+      "servers and agents stopped"
+    ])
+  })
+
   it("webhook.ts: the first POST gets 503, the retry is verified and accepted, then the sender is answered", async () => {
     const lines = await runExample("examples/webhook.ts")
     expectInOrder(lines, [

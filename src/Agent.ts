@@ -1,0 +1,208 @@
+/**
+ * The agent side (AGENTS.md §2–§5): a device key acting for a user identity on the user's own server.
+ * It onboards with a one-time auth token, refreshes its session (rotating the refresh token, and the
+ * key if asked), reads and marks the user's inbox, and sends artifacts through its server, which
+ * delegates and delivers them.
+ *
+ * Requests travel over the same connection pool as the `Client`'s: concurrent requests pipeline on one
+ * TLS connection to the server; a request that was certainly not written is retried with the Client's
+ * policy. Every request is an agent artifact signed by the device key, in the existing client's member
+ * order (`action, agentId, to, document?, encryption, id, issuedAt, version, signature`).
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Data, Effect, Layer, Option, Redacted, Ref, type Scope } from "effect"
+import type { Query } from "./AgentRequest.js"
+import type * as Artifact from "./Artifact.js"
+import * as Client from "./Client.js"
+import * as Crypto from "./Crypto.js"
+import * as Delegation from "./Delegation.js"
+import * as Identity from "./Identity.js"
+import * as KeyResolver from "./KeyResolver.js"
+import type { QueryResult } from "./Mailbox.js"
+
+/** How to reach the server and who the agent is. @since 0.1.0 */
+export interface AgentOptions {
+  /** The user identity the agent acts for (its server hosts it). */
+  readonly identity: string
+  /** The user's server. */
+  readonly server: { readonly host: string; readonly port: number }
+  /** The device key pair (PEM). */
+  readonly publicKeyPem: string
+  readonly privateKeyPem: string | Redacted.Redacted
+  /** A session from an earlier onboarding (else call {@link AgentShape.onboard} first). */
+  readonly session?: Session
+  /** TLS: CA certificate(s) to trust, server name, or (tests only) skip verification. */
+  readonly ca?: string
+  readonly servername?: string
+  readonly rejectUnauthorized?: boolean
+  readonly responseTimeoutMs?: number
+}
+
+/** The agent's registration: what `auth.request` and `auth.refresh` answer. @since 0.1.0 */
+export interface Session {
+  readonly agentId: string
+  readonly refreshToken: string
+  /** When the registration lapses unless refreshed. */
+  readonly expiresAt: string
+  readonly decryptBy: string
+}
+
+/** The agent has no session yet: onboard first. @since 0.1.0 */
+export class NotOnboarded extends Data.TaggedError("NotOnboarded")<{}> {
+  override get message(): string {
+    return "the agent has not onboarded: call onboard(authToken) first"
+  }
+}
+
+/** The server's answer is not what the action answers. @since 0.1.0 */
+export class UnexpectedAnswer extends Data.TaggedError("UnexpectedAnswer")<{ readonly action: string; readonly detail: string }> {
+  override get message(): string {
+    return `unexpected answer to ${this.action}: ${this.detail}`
+  }
+}
+
+/** What a request can fail with. @since 0.1.0 */
+export type AgentError = Client.SendRawError | NotOnboarded | UnexpectedAnswer
+
+/** The answer to `artifact.send` / `trust.request` / `trust.respond`: the receiver's answer, relayed. @since 0.1.0 */
+export interface SendResult {
+  readonly id: string
+  readonly to: string
+  readonly status: string
+}
+
+/** @since 0.1.0 */
+export interface AgentShape {
+  readonly identity: string
+  /** The current session, if onboarded. */
+  readonly session: Effect.Effect<Option.Option<Session>>
+  /** `auth.request`: register the device key with a one-time token; keeps the session. */
+  readonly onboard: (authToken: string, agentInfo?: Readonly<Record<string, string | ReadonlyArray<string>>>) => Effect.Effect<Session, AgentError>
+  /**
+   * `auth.refresh`: extend the registration and rotate the refresh token. With `newKey`, the server
+   * stores that key instead (the request is signed with the current one, which proves the rotation);
+   * later requests are signed with the new key.
+   */
+  readonly refresh: (newKey?: { readonly publicKeyPem: string; readonly privateKeyPem: string | Redacted.Redacted }) => Effect.Effect<Session, AgentError | Client.ClientOptionsError>
+  /** `system.ping`. */
+  readonly ping: Effect.Effect<Artifact.SuccessResponse, AgentError>
+  /** `inbox.fetch` with the spec's query (filters, window, sort, cursor, limit). */
+  readonly fetchInbox: (query?: Query) => Effect.Effect<QueryResult, AgentError>
+  /** `inbox.seen`. */
+  readonly markSeen: (ids: ReadonlyArray<string>) => Effect.Effect<Artifact.SuccessResponse, AgentError>
+  /** `inbox.delete` (to the trash). */
+  readonly deleteFromInbox: (ids: ReadonlyArray<string>) => Effect.Effect<Artifact.SuccessResponse, AgentError>
+  /**
+   * `artifact.send` (or `trust.request` / `trust.respond` for those types): sign a transporter artifact
+   * from the user with the device key and ask the server to delegate and deliver it.
+   */
+  readonly send: (request: Client.SendRequest) => Effect.Effect<SendResult, AgentError | Client.BuildError>
+  /** Any action with any document: the raw answer. */
+  readonly request: (action: string, document?: unknown) => Effect.Effect<Artifact.SuccessResponse, AgentError>
+}
+
+/** @since 0.1.0 */
+export class Agent extends Context.Tag("btps/Agent")<Agent, AgentShape>() {}
+
+const isSession = (u: unknown): u is Session =>
+  typeof u === "object" && u !== null && ["agentId", "refreshToken", "expiresAt", "decryptBy"].every((k) => typeof (u as Record<string, unknown>)[k] === "string")
+
+const isQueryResult = (u: unknown): u is QueryResult =>
+  typeof u === "object" && u !== null && Array.isArray((u as { results?: unknown }).results)
+
+const sendAction = (type: Artifact.TransporterType): string =>
+  type === "TRUST_REQ" ? "trust.request" : type === "TRUST_RES" ? "trust.respond" : "artifact.send"
+
+/**
+ * An agent client whose connections live in the current scope.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: AgentOptions): Effect.Effect<AgentShape, Client.ClientOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const user = (yield* Effect.mapError(Identity.parse(options.identity), (e) => new Client.ClientOptionsError({ message: `invalid identity: ${e.message}`, cause: e }))).identity
+    const pem = (k: string | Redacted.Redacted) => (Redacted.isRedacted(k) ? Redacted.value(k) : k)
+    const keyPair = (publicKeyPem: string, privateKeyPem: string | Redacted.Redacted) =>
+      Effect.mapError(Crypto.signerFromPem({ publicKeyPem, privateKeyPem: pem(privateKeyPem) }), (e) => new Client.ClientOptionsError({ message: `invalid key pair: ${e.message}`, cause: e }))
+    const signer = yield* Ref.make(yield* keyPair(options.publicKeyPem, options.privateKeyPem))
+    const session = yield* Ref.make(Option.fromNullable(options.session))
+    // the Client signs nothing here (agent lines are signed below): it is the pipelined transport to one server
+    const client = yield* Client.make({
+      identity: user,
+      publicKeyPem: options.publicKeyPem,
+      privateKeyPem: pem(options.privateKeyPem),
+      server: options.server,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+      ...(options.servername === undefined ? {} : { servername: options.servername }),
+      ...(options.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: options.rejectUnauthorized }),
+      ...(options.responseTimeoutMs === undefined ? {} : { responseTimeoutMs: options.responseTimeoutMs })
+    }).pipe(Effect.provide(KeyResolver.layerStatic({})))
+
+    const line = (action: string, agentId: string, document: unknown) =>
+      Effect.gen(function*() {
+        const issuedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+        const unsigned = { action, agentId, to: user, ...(document === undefined ? {} : { document }), encryption: null, id: crypto.randomUUID(), issuedAt, version: "1.0.0" }
+        return JSON.stringify(Crypto.sign(unsigned, yield* Ref.get(signer)))
+      })
+    const agentId = Effect.flatMap(Ref.get(session), Option.match({ onNone: () => Effect.fail(new NotOnboarded()), onSome: (s) => Effect.succeed(s.agentId) }))
+    const request = (action: string, document?: unknown) =>
+      Effect.flatMap(agentId, (id) => Effect.flatMap(line(action, id, document), client.sendRaw))
+    const newSession = (action: string) => (answer: Artifact.SuccessResponse) =>
+      isSession(answer.document)
+        ? Effect.as(Ref.set(session, Option.some(answer.document)), answer.document)
+        : Effect.fail(new UnexpectedAnswer({ action, detail: "no agentId/refreshToken/expiresAt/decryptBy document" }))
+
+    const service: AgentShape = {
+      identity: user,
+      session: Ref.get(session),
+      onboard: (authToken, agentInfo) =>
+        Effect.gen(function*() {
+          const key = (yield* Ref.get(signer)).publicKey.pem
+          const sent = yield* client.sendRaw(yield* line("auth.request", "temp", { identity: user, authToken, publicKey: key, ...(agentInfo === undefined ? {} : { agentInfo }) }))
+          return yield* newSession("auth.request")(sent)
+        }),
+      refresh: (newKey) =>
+        Effect.gen(function*() {
+          const current = yield* Ref.get(session)
+          if (Option.isNone(current)) return yield* new NotOnboarded()
+          const next = newKey === undefined ? undefined : yield* keyPair(newKey.publicKeyPem, newKey.privateKeyPem)
+          const publicKey = next?.publicKey.pem ?? (yield* Ref.get(signer)).publicKey.pem
+          const sent = yield* client.sendRaw(yield* line("auth.refresh", current.value.agentId, { identity: user, authToken: current.value.refreshToken, publicKey }))
+          const refreshed = yield* newSession("auth.refresh")(sent)
+          if (next !== undefined) yield* Ref.set(signer, next)
+          return refreshed
+        }),
+      ping: request("system.ping"),
+      fetchInbox: (query) =>
+        Effect.flatMap(request("inbox.fetch", query), (answer) =>
+          isQueryResult(answer.document) ? Effect.succeed(answer.document) : Effect.fail(new UnexpectedAnswer({ action: "inbox.fetch", detail: "no query result" }))),
+      markSeen: (ids) => request("inbox.seen", { ids }),
+      deleteFromInbox: (ids) => request("inbox.delete", { ids }),
+      send: (outgoing) =>
+        Effect.gen(function*() {
+          const id = yield* agentId
+          const key = yield* Ref.get(signer)
+          // the Client builds the artifact (document checked, encrypted if asked); the device key signs it
+          const built = yield* client.build(outgoing)
+          const { signature: _, ...unsigned } = built.artifact
+          const signed = yield* Delegation.signAsAgent(unsigned, (input) => Effect.succeed(Crypto.signString(input, key)))
+          const action = sendAction(outgoing.type)
+          const answer = yield* client.sendRaw(yield* line(action, id, signed))
+          const doc = answer.document
+          if (typeof doc !== "object" || doc === null || typeof (doc as Record<string, unknown>).status !== "string") {
+            return yield* new UnexpectedAnswer({ action, detail: "no relayed status" })
+          }
+          return doc as unknown as SendResult
+        }),
+      request
+    }
+    return service
+  })
+
+/**
+ * The agent client as a Layer; its connections close with the layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: AgentOptions): Layer.Layer<Agent, Client.ClientOptionsError> => Layer.scoped(Agent, make(options))
