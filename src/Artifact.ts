@@ -11,6 +11,7 @@ import { InvalidJson, ValidationFailed, type ValidationIssue } from "./BtpsError
 import { CanonicalIdentity } from "./Identity.js"
 import { CurrencyCode, Email, IsoDateTime, JsonNumber, JsonRecord, JsonValue, RecordKey, Url } from "./internal/formats.js"
 import * as FastTransporter from "./internal/fastTransporter.js"
+import { memoize } from "./internal/memo.js"
 import * as Json from "./internal/json.js"
 import * as Response_ from "./internal/response.js"
 import type { ResponseData, ResponseOptions } from "./internal/response.js"
@@ -423,8 +424,17 @@ const variantDecoders = {
   BTPS_DOC: { plain: shape("transporter", invoice.plain), encrypted: shape("transporter", invoice.encrypted) }
 } as const
 
+/** A schema check of strings, memoised (senders and selectors recur on every line). */
+function stringCheck(is: (u: unknown) => boolean): (u: unknown) => boolean {
+  const memo = memoize(is)
+  return (u) => typeof u === "string" && memo(u)
+}
+
 /** The encrypted transporter artifact without delegation, decoded by hand (see internal/fastTransporter.ts). */
-const fastEncrypted = FastTransporter.make({ isIdentity: Schema.is(CanonicalIdentity), isSelector: Schema.is(Selector) })
+const fastEncrypted = FastTransporter.make({
+  isIdentity: stringCheck(Schema.is(CanonicalIdentity)),
+  isSelector: stringCheck(Schema.is(Selector))
+})
 
 /**
  * {@link decodeUnknown}'s hand-written path alone: the decoded artifact, or undefined where the schema must

@@ -160,9 +160,15 @@ export const make = (
     const tracing = traceSteps || (yield* Effect.tracer) !== builtInTracer
     const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
 
+    /** Middleware groups by phase and step, looked up once here rather than per line. */
+    const groups = {
+      before: Object.fromEntries(Middleware.steps.map((name) => [name, chain.at("before", name)])) as Record<Middleware.Step, ReadonlyArray<Middleware.Middleware>>,
+      after: Object.fromEntries(Middleware.steps.map((name) => [name, chain.at("after", name)])) as Record<Middleware.Step, ReadonlyArray<Middleware.Middleware>>
+    }
+
     /** Run one phase's middleware; an answer leaves the pipeline through the error channel. */
     const gate = (phase: Middleware.Phase, step: Middleware.Step, ctx: Middleware.RequestContext): MaybeSync.MaybeSync<void, Failure> => {
-      const group = chain.at(phase, step)
+      const group = groups[phase][step]
       if (group.length === 0) return done
       return Effect.flatMap(Middleware.run(group, ctx), (decision) =>
         decision._tag === "Respond" ? Effect.fail(new Answered({ response: decision.response, close: decision.close })) : Effect.void)
@@ -201,12 +207,16 @@ export const make = (
       name: Middleware.Step,
       ctx: Middleware.RequestContext,
       body: () => MaybeSync.MaybeSync<Middleware.RequestContext, E>
-    ): MaybeSync.MaybeSync<Middleware.RequestContext, E | Failure> =>
-      MaybeSync.andThen(gate("before", name, ctx), () => {
-        const run = timed(stepTimers.get(name)!, body)
+    ): MaybeSync.MaybeSync<Middleware.RequestContext, E | Failure> => {
+      const timer = stepTimers.get(name)!
+      // the common case, no middleware at this step: just the timed body
+      if (!traceSteps && groups.before[name].length === 0 && groups.after[name].length === 0) return timed(timer, body)
+      return MaybeSync.andThen(gate("before", name, ctx), () => {
+        const run = timed(timer, body)
         const traced = traceSteps ? Effect.withSpan(run, `btps.pipeline.${name}`, noStack) : run
         return MaybeSync.andThen(traced, (next) => MaybeSync.map(gate("after", name, next), () => next))
       })
+    }
 
     /** {@link step} for callers written with Effects (agent handlers). */
     const effectStep: StepRunner<Failure> = (name, ctx, body) => MaybeSync.toEffect(step(name, ctx, () => body))
@@ -346,6 +356,7 @@ export const make = (
       const reason = status.ok ? undefined : (ctx.error?._tag ?? "answered")
       const kind = kindOf(ctx.decoded)
       countAnswer(kind, reason ?? "ok")
+      if (accessLog === AccessLog.none) return
       const artifact = ctx.decoded?.artifact
       accessLog.record({
         outcome: !status.ok ? "refused" : ctx.decoded?.kind === "transporter" ? "accepted" : "answered",

@@ -9,6 +9,7 @@ import { InvalidIdentity, TrustNotAllowed } from "./BtpsError.js"
 import { sha256Hex } from "./Crypto.js"
 import { BtpsIdentity, CanonicalIdentity } from "./Identity.js"
 import { DateString, JsonRecord } from "./internal/formats.js"
+import { memoize } from "./internal/memo.js"
 
 /** Status of a trust relation. @since 0.1.0 */
 export const TrustStatus = Schema.Literal("accepted", "rejected", "revoked", "pending", "blocked")
@@ -53,8 +54,10 @@ export type TrustRecord = typeof TrustRecord.Type
  *
  * @since 0.1.0
  */
-export const computeTrustId = (senderId: string, receiverId: string): string =>
-  sha256Hex(`${senderId}:${receiverId}`.toLowerCase())
+export const computeTrustId = (senderId: string, receiverId: string): string => trustIdOf(`${senderId}:${receiverId}`)
+
+// one hash per sender/receiver pair, not per artifact
+const trustIdOf = memoize((pair: string) => sha256Hex(pair.toLowerCase()))
 
 /** Identity-store record id: hex SHA-256 of the lower-cased identity. @since 0.1.0 */
 export const computeId = (identity: string): string => sha256Hex(identity.toLowerCase())

@@ -25,6 +25,12 @@ describe("bounded JSON parsing", () => {
     else expect(Either.isRight(result)).toBe(true)
   })
 
+  it.prop("the bracket-count shortcut agrees with the exact scan", [Arbitrary.make(Schema.Unknown), fc.integer({ min: 0, max: 12 })], ([u, limit]) => {
+    const text = JSON.stringify(u)
+    if (text === undefined) return
+    expect(Json.tooDeep(text, limit)).toBe(Json.nestingDepth(text, limit) > limit)
+  }, { fastCheck: { numRuns: 500 } })
+
   it("not JSON is a NotJson failure, never a throw", () => {
     const result = Json.parse("{nope")
     expect(Either.isLeft(result) && result.left._tag).toBe("NotJson")

@@ -39,9 +39,27 @@ export const nestingDepth = (text: string, limit: number): number => {
   return max
 }
 
+/** Occurrences of `char` in `text`, counting stops once past `limit` (native indexOf: fast on long lines). */
+const countUpTo = (text: string, char: string, limit: number): number => {
+  let n = 0
+  for (let i = text.indexOf(char); i !== -1 && n <= limit; i = text.indexOf(char, i + 1)) n++
+  return n
+}
+
+/**
+ * Can `text` nest deeper than `limit`? Nesting never exceeds the number of `{` and `[` in the text, so
+ * a line with few of them (every real artifact: its bulk is base64 or plain strings) is answered by
+ * counting them with indexOf; only the rest is scanned character by character.
+ */
+export const tooDeep = (text: string, limit: number): boolean => {
+  const braces = countUpTo(text, "{", limit)
+  if (braces + countUpTo(text, "[", limit - braces) <= limit) return false
+  return nestingDepth(text, limit) > limit
+}
+
 /** `JSON.parse` that never throws and refuses nesting deeper than `maxDepth`. */
 export const parse = (text: string, maxDepth: number = DEFAULT_MAX_DEPTH): Either.Either<unknown, JsonParseFailure> => {
-  if (nestingDepth(text, maxDepth) > maxDepth) return Either.left({ _tag: "TooDeep", limit: maxDepth })
+  if (tooDeep(text, maxDepth)) return Either.left({ _tag: "TooDeep", limit: maxDepth })
   try {
     return Either.right(JSON.parse(text))
   } catch (e) {
