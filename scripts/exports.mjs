@@ -24,6 +24,7 @@ const SUBPATH_ONLY = {
   RedisClient: "Redis/Client",
   RedisReplayStore: "Redis/ReplayStore",
   RedisRateLimit: "Redis/RateLimit",
+  RedisAgentStore: "Redis/AgentStore",
   testing: "testing"
 }
 
