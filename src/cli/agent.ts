@@ -6,13 +6,12 @@
  * @since 0.1.0
  */
 import { Args, Command, HelpDoc, Options } from "@effect/cli"
-import { Config, Console, Duration, Effect, Either, Layer, Option, type Redacted } from "effect"
+import { Config, Console, Duration, Effect, Layer, Option, type Redacted } from "effect"
 import * as AgentAuth from "../AgentAuth.js"
 import type { AgentRecord, AgentStore } from "../AgentStore.js"
 import type { TokenStore } from "../AuthTokens.js"
 import * as FileAgentStore from "../FileAgentStore.js"
-import * as Identity from "../Identity.js"
-import { withEnv } from "./options.js"
+import { identityProblem, withEnv } from "./options.js"
 import { CliError, stdout } from "./output.js"
 
 // --- the store ------------------------------------------------------------------------------------------
@@ -97,11 +96,10 @@ const failed = (error: { readonly message: string }) => new CliError({ message: 
 const identityArg = (name: string, description: string) =>
   Args.text({ name }).pipe(
     Args.withDescription(description),
-    Args.mapEffect((value) =>
-      Either.isRight(Identity.parse(value))
-        ? Effect.succeed(value)
-        : Effect.fail(HelpDoc.p(`'${value}' is not a BTPS identity (expected account$domain.tld, e.g. billing$vendor.com)`))
-    )
+    Args.mapEffect((value) => {
+      const problem = identityProblem(value, `<${name}>`)
+      return problem === undefined ? Effect.succeed(value) : Effect.fail(HelpDoc.p(problem))
+    })
   )
 
 // --- token ----------------------------------------------------------------------------------------------

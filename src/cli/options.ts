@@ -40,8 +40,20 @@ export const validated = (check: (value: string) => string | undefined) => (self
     return problem === undefined ? Effect.succeed(value) : invalid(problem)
   })
 
-const identityProblem = (value: string): string | undefined =>
-  Either.isLeft(Identity.parse(value)) ? `'${value}' is not a BTPS identity (expected account$domain.tld, e.g. billing$vendor.com)` : undefined
+/**
+ * Why `value` is not an identity, or `undefined` when it is one. Without any `$`, the likely cause is
+ * the shell: unquoted or in double quotes, `billing$vendor.com` reaches us as `billing.com` (`$vendor`
+ * expanded to nothing), so the message says how to quote.
+ *
+ * @since 0.1.0
+ */
+export const identityProblem = (value: string, option?: string): string | undefined => {
+  if (Either.isRight(Identity.parse(value))) return undefined
+  const problem = `'${value}' is not a BTPS identity, expected account$domain.tld such as billing$vendor.com${option === undefined ? "" : ` (${option})`}`
+  return value.includes("$")
+    ? problem
+    : `${problem}; hint: the shell expands an unquoted or double-quoted $, so put identities in single quotes: 'billing$vendor.com'`
+}
 
 /** DNS label: what a selector must be to appear in `<selector>._btps.identity.…`. */
 const SELECTOR = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/
@@ -52,7 +64,7 @@ const SELECTOR = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/
  * @since 0.1.0
  */
 export const identity = (name: string, description: string): Options.Options<string> =>
-  Options.text(name).pipe(Options.withDescription(description), validated(identityProblem))
+  Options.text(name).pipe(Options.withDescription(description), validated((value) => identityProblem(value, `--${name}`)))
 
 /**
  * `--selector`, default `btps1`: the DNS label under which an identity's key is published; with `env`,

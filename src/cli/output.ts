@@ -70,6 +70,12 @@ const PLACEHOLDERS =
   /(?:\u001b\[[0-9;]*m)*  (?:A user-defined piece of text(?: that is confidential)?|A true or false value|A file|A directory|An integer|This option can be set from environment variables)\.(?:\u001b\[[0-9;]*m)*\n\n/g
 
 /**
+ * @effect/cli calls every option with a fallback "optional"; `--cert` and `--key` are required (from
+ * the flag or the environment), and their descriptions say so instead.
+ */
+const REQUIRED_SAID_OPTIONAL = /(Required \(this flag or its environment variable\)[^\n]*\n\n)(?:\u001b\[[0-9;]*m)*  This setting is optional\.(?:\u001b\[[0-9;]*m)*\n\n/g
+
+/**
  * Help text as printed by @effect/cli, made ours: usage lines name the whole command (`$ btps trust
  * add`, not `$ add`), the generic per-kind descriptions are dropped, and the built-in `--log-level`
  * lists the names we accept.
@@ -80,7 +86,7 @@ export const fixHelp = (text: string, commandPath: ReadonlyArray<string>): strin
   if (!text.includes("USAGE")) return text
   const last = commandPath[commandPath.length - 1]
   const usage = last === undefined ? text : text.replace(new RegExp(`(^|\\n)((?:\\u001b\\[[0-9;]*m)*)\\$ ${last.replace(/[-]/g, "\\-")}\\b`, "g"), `$1$2$ btps ${commandPath.join(" ")}`)
-  return usage.replace(PLACEHOLDERS, "").replace(
+  return usage.replace(PLACEHOLDERS, "").replace(REQUIRED_SAID_OPTIONAL, "$1").replace(commandPath[0] === "serve" ? /\[(--(?:cert|key) FILE)\]/g : /$^/, "$1").replace(
     "One of the following: all, trace, debug, info, warning, error, fatal, none",
     "One of: all, trace, debug, info, warn (or warning), error, fatal, off (or none); also BTPS_LOG_LEVEL."
   )
@@ -96,6 +102,17 @@ export const commandPathOf = (argv: ReadonlyArray<string>): ReadonlyArray<string
   return words
 }
 
+/**
+ * Usage errors as @effect/cli prints them (a help paragraph: `Expected to find option: '--from'`, a
+ * validation message) in our format: one `btps: error: ...` line each. Our own reports already start
+ * with `btps: ` and pass unchanged.
+ */
+const asErrorLines = (text: string): string => {
+  if (stripAnsi(text).trimStart().startsWith("btps: ")) return text
+  const lines = stripAnsi(text).split("\n").map((l) => l.trim()).filter((l) => l !== "")
+  return lines.map((l) => `${stderr.red("btps: error:")} ${l}`).join("\n")
+}
+
 const cleaning = (base: Console.Console): Console.Console => {
   const out = colourEnabled(process.stdout)
   const err = colourEnabled(process.stderr)
@@ -104,7 +121,7 @@ const cleaning = (base: Console.Console): Console.Console => {
     ...base,
     log: (...args) => base.log(...clean(out, args.map((a) => (typeof a === "string" ? fixHelp(a, path) : a)))),
     info: (...args) => base.info(...clean(out, args)),
-    error: (...args) => base.error(...clean(err, args)),
+    error: (...args) => base.error(...clean(err, args.length === 1 && typeof args[0] === "string" ? [asErrorLines(args[0])] : args)),
     warn: (...args) => base.warn(...clean(err, args))
   }
 }

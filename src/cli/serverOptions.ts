@@ -52,8 +52,12 @@ export const serverFlags: ReadonlyArray<ServerFlag> = [...Server.optionsFields, 
   return { field, flag: pem?.flag ?? field.flag, pem: pem?.what }
 })
 
+/** Options the server cannot start without (TLS only), given as the flag or its variable. */
+const requiredPaths = new Set(["tls.cert", "tls.key"])
+
 const help = (f: ServerFlag): string => {
-  const text = f.field.description === "" ? f.field.path.join(".") : f.field.description
+  const described = f.field.description === "" ? f.field.path.join(".") : f.field.description
+  const text = requiredPaths.has(f.field.path.join(".")) ? `Required (this flag or its environment variable): ${described}` : described
   const variable = f.pem === undefined
     ? `Environment variable: ${f.field.env}.`
     : `Environment variable: ${f.field.env} (the PEM text) or ${f.field.env}_FILE (a file).`
