@@ -3,31 +3,29 @@
  * artifact it signed (from = the user it acts for); the server checks the agent's signature, adds a
  * delegation signed by its {@link Signer} (the user's domain authority), delivers it with the Client and
  * answers the agent with the outcome (AGENTS.md §6). The receiver verifies the delegation as
- * `Delegation.verify` does.
+ * `Delegation.verify` does. {@link queuedHandlers} queue the delegated artifact in the `Outbox` instead
+ * (the agent is answered once it is persisted; `outbox.fetch` / `outbox.cancel` then see it).
  *
  * @since 0.1.0
  */
 import { Effect, Either } from "effect"
+import type { BtpsError } from "./BtpsError.js"
 import type { Handler, Handlers } from "./Agents.js"
-import type { JsonObject } from "./Artifact.js"
+import type { JsonObject, JsonValue } from "./Artifact.js"
 import { AuthenticationInvalid, DelegationInvalid, DeliveryFailed } from "./BtpsError.js"
 import { BtpsClient } from "./Client.js"
 import * as Crypto from "./Crypto.js"
 import * as Delegation from "./Delegation.js"
 import * as Identity from "./Identity.js"
-import { Signer } from "./Signer.js"
+import { Outbox } from "./Outbox.js"
+import { Signer, type SignerShape } from "./Signer.js"
 
 const isObject = (u: unknown): u is JsonObject => typeof u === "object" && u !== null && !Array.isArray(u)
 
-/**
- * The three sending handlers over a {@link Signer} and a Client.
- *
- * @since 0.1.0
- */
-export const handlers: Effect.Effect<Handlers, never, Signer | BtpsClient> = Effect.gen(function*() {
-  const signer = yield* Signer
-  const client = yield* BtpsClient
+/** What becomes of a delegated artifact: the agent's answer (message and document). */
+type Forward = (delegated: JsonObject, artifact: { readonly id: string; readonly to: string }) => Effect.Effect<{ readonly message: string; readonly document: JsonValue }, BtpsError>
 
+const relayWith = (signer: SignerShape, forward: Forward): Handlers => {
   const relay: Handler<"artifact.send" | "trust.request" | "trust.respond"> = ({ agent, context, request }) =>
     Effect.gen(function*() {
       const outgoing = request.raw.document
@@ -51,11 +49,39 @@ export const handlers: Effect.Effect<Handlers, never, Signer | BtpsClient> = Eff
         { agentId: agent.senderId, agentPubKey: context.senderKey!.pem, signedBy: signer.identity, selector: signer.selector, issuedAt: context.receivedAt.toISOString() },
         signer.sign
       )
-      const answer = yield* client.sendRaw(delegated).pipe(
-        Effect.mapError((cause) => new DeliveryFailed({ detail: `to ${artifact.to}: ${cause.message}`, cause }))
-      )
-      return { message: answer.status.message, document: { id: artifact.id, to: artifact.to, status: answer.status.message } }
+      return yield* forward(delegated, artifact)
     })
-
   return { "artifact.send": relay, "trust.request": relay, "trust.respond": relay } as Handlers
+}
+
+/**
+ * The three sending handlers over a {@link Signer} and a Client: delivered at once, the agent gets the
+ * receiver's answer.
+ *
+ * @since 0.1.0
+ */
+export const handlers: Effect.Effect<Handlers, never, Signer | BtpsClient> = Effect.gen(function*() {
+  const signer = yield* Signer
+  const client = yield* BtpsClient
+  return relayWith(signer, (delegated, artifact) =>
+    client.sendRaw(delegated).pipe(
+      Effect.map((answer) => ({ message: answer.status.message, document: { id: artifact.id, to: artifact.to, status: answer.status.message } })),
+      Effect.mapError((cause) => new DeliveryFailed({ detail: `to ${artifact.to}: ${cause.message}`, cause }))
+    ))
+})
+
+/**
+ * The three sending handlers over a {@link Signer} and the `Outbox`: the delegated artifact is queued
+ * (an `Outbox.worker` delivers it, with retries) and the agent answered `queued` once it is persisted.
+ *
+ * @since 0.1.0
+ */
+export const queuedHandlers: Effect.Effect<Handlers, never, Signer | Outbox> = Effect.gen(function*() {
+  const signer = yield* Signer
+  const outbox = yield* Outbox
+  return relayWith(signer, (delegated, artifact) =>
+    outbox.enqueue(delegated).pipe(
+      Effect.as({ message: "queued", document: { id: artifact.id, to: artifact.to, status: "queued" } }),
+      Effect.mapError((cause) => new DeliveryFailed({ detail: `cannot queue ${artifact.id}: ${cause.message}`, cause }))
+    ))
 })

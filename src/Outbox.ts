@@ -90,12 +90,17 @@ export interface Backend {
   readonly retry: (now: number, ids?: ReadonlyArray<string>) => Effect.Effect<number, OutboxFailure>
   /** Remove items in `status` (delivered by default) settled before `before`; returns how many. */
   readonly purge: (status: Exclude<Status, "pending">, before: number) => Effect.Effect<number, OutboxFailure>
+  /**
+   * Cancel a pending item no worker holds at `now` (unclaimed, or its lease ran out): it becomes
+   * `failed` with the error `cancelled`. `false` when it is delivered, failed, being sent, or unknown.
+   */
+  readonly cancel: (id: string, now: number) => Effect.Effect<boolean, OutboxFailure>
 }
 
 // --- the service ------------------------------------------------------------------------------------
 
 /** @since 0.1.0 */
-export interface OutboxShape extends Omit<Backend, "insert" | "claim" | "settle" | "retry" | "purge"> {
+export interface OutboxShape extends Omit<Backend, "insert" | "claim" | "settle" | "retry" | "purge" | "cancel"> {
   /**
    * Queue a signed artifact (as built by `BtpsClient.build`, or a JSON line); returns once it is
    * persisted. Queuing the same artifact again is a no-op; another artifact with a queued id is refused.
@@ -105,9 +110,14 @@ export interface OutboxShape extends Omit<Backend, "insert" | "claim" | "settle"
   readonly retry: (ids?: ReadonlyArray<string>) => Effect.Effect<number, OutboxFailure>
   /** Remove delivered (or failed) items settled more than `olderThanMs` ago (default 0: all). */
   readonly purge: (status?: Exclude<Status, "pending">, olderThanMs?: number) => Effect.Effect<number, OutboxFailure>
+  /** Cancel a pending item no worker is sending now (see {@link Backend.cancel}). */
+  readonly cancel: (id: string) => Effect.Effect<boolean, OutboxFailure>
   /** The backend, for workers. */
   readonly backend: Backend
 }
+
+/** The error a cancelled item records. @since 0.1.0 */
+export const CANCELLED = "cancelled"
 
 /** @since 0.1.0 */
 export class Outbox extends Context.Tag("btps/Outbox")<Outbox, OutboxShape>() {}
@@ -149,6 +159,7 @@ export const make = (backend: Backend): OutboxShape => ({
       return stored.item
     }),
   retry: (ids) => Effect.flatMap(Clock.currentTimeMillis, (now) => backend.retry(now, ids)),
+  cancel: (id) => Effect.flatMap(Clock.currentTimeMillis, (now) => backend.cancel(id, now)),
   purge: (status = "delivered", olderThanMs = 0) => Effect.flatMap(Clock.currentTimeMillis, (now) => backend.purge(status, now - olderThanMs))
 })
 

@@ -61,6 +61,30 @@ const backends = [
 
 for (const [name, withBackend] of backends) {
   describe(`Outbox on ${name}`, () => {
+    it.live("cancel: a pending item no worker holds becomes failed (cancelled); held, settled and unknown items are not cancelled", () =>
+      withBackend((backend) =>
+        Effect.gen(function*() {
+          const outbox = Outbox.make(backend)
+          yield* outbox.enqueue(artifact("oc-1"))
+          yield* outbox.enqueue(artifact("oc-2"))
+          yield* outbox.enqueue(artifact("oc-3"))
+          const now = Date.now()
+          const held = yield* backend.claim({ now: now + 1, limit: 3, until: now + 60_000, owner: "w1" })
+          expect(held.map((i) => i.id).sort()).toEqual(["oc-1", "oc-2", "oc-3"])
+          yield* backend.settle("oc-3", "w1", { status: "delivered", at: now })
+          yield* backend.settle("oc-1", "w1", { status: "pending", nextAttemptAt: now, error: "busy" })
+          expect(yield* outbox.cancel("oc-1")).toBe(true)
+          expect(Option.getOrThrow(yield* outbox.get("oc-1"))).toMatchObject({ status: "failed", lastError: Outbox.CANCELLED })
+          expect(yield* outbox.cancel("oc-1")).toBe(false)
+          expect(yield* backend.cancel("oc-2", now + 1_000)).toBe(false) // being sent by w1
+          expect(yield* backend.cancel("oc-2", now + 60_000)).toBe(true) // w1's lease ran out
+          expect(yield* outbox.cancel("oc-3")).toBe(false) // delivered
+          expect(yield* outbox.cancel("missing")).toBe(false)
+          // a cancelled item can be queued again with retry
+          expect(yield* outbox.retry(["oc-1"])).toBe(1)
+          expect(Option.getOrThrow(yield* outbox.get("oc-1")).status).toBe("pending")
+        })))
+
     it.live("queues once per artifact, refuses another artifact under a queued id, claims disjointly, settles, retries and purges", () =>
       withBackend((backend) =>
         Effect.gen(function*() {

@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { Effect, Layer, Option } from "effect"
 import { fileStem } from "../FileInbox.js"
 import { withFileLock } from "../internal/fileLock.js"
-import { type Backend, type Item, make, Outbox, OutboxFailure, type Status } from "../Outbox.js"
+import { type Backend, CANCELLED, type Item, make, Outbox, OutboxFailure, type Status } from "../Outbox.js"
 
 const STATUSES: ReadonlyArray<Status> = ["pending", "delivered", "failed"]
 
@@ -141,6 +141,14 @@ export const makeBackend = (dir: string): Effect.Effect<Backend, OutboxFailure> 
             : (await Promise.all(ids.map(find))).filter((i): i is Stored => i !== undefined && i.status !== "pending" || (i?.status === "pending" && i.owner === null))
           for (const item of chosen) await move({ ...item, owner: null, attempts: 0, enqueuedAt: now, nextAttemptAt: now }, "pending")
           return chosen.length
+        }),
+      cancel: (id, now) =>
+        locked("cancel an item", async () => {
+          const item = await readItem(fileOf("pending", id))
+          // held by a worker whose lease has not run out: it may be on the wire already
+          if (item === undefined || (item.owner !== null && item.nextAttemptAt > now)) return false
+          await move({ ...item, owner: null, nextAttemptAt: now, lastError: CANCELLED }, "failed")
+          return true
         }),
       purge: (status, before) =>
         locked("purge items", async () => {

@@ -9,7 +9,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option, Schema } from "effect"
-import { type Backend, type Item, make, Outbox, OutboxFailure } from "../Outbox.js"
+import { type Backend, CANCELLED, type Item, make, Outbox, OutboxFailure } from "../Outbox.js"
 import { isUniqueViolation } from "../TrustStore/Sql.js"
 
 /** Accepted table names (as for the other SQL tables). @since 0.1.0 */
@@ -183,6 +183,17 @@ export const makeBackend = (options: Options = {}): Effect.Effect<Backend, Outbo
           ),
           (r) => Number(r[0]?.n ?? 0)
         ),
+      cancel: (id, now) =>
+        sql.withTransaction(
+          Effect.gen(function*() {
+            // held by a worker whose lease has not run out: it may be on the wire already
+            const free = yield* sql<{ id: string }>`SELECT id FROM ${t} WHERE id = ${id} AND status = 'pending'
+              AND (owner IS NULL OR next_attempt_at <= ${now}) FOR UPDATE`
+            if (free.length === 0) return false
+            yield* sql`UPDATE ${t} SET status = 'failed', owner = NULL, last_error = ${CANCELLED}, next_attempt_at = ${now} WHERE id = ${id}`
+            return true
+          })
+        ).pipe(Effect.mapError(failure(`cannot cancel in ${table}`))),
       purge: (status, before) =>
         sql.withTransaction(
           Effect.gen(function*() {
