@@ -242,8 +242,11 @@ describe("middleware", () => {
       const run = (ctx: Middleware.RequestContext, n: number) => runN(chain, "after", "parsing", ctx, n)
 
       expect((yield* run(context("10.0.0.1", transporter("finance$acme.test")), 10)).passed).toBe(10)
-      // Another connection, same sender in other case: same bucket, empty.
-      const over = yield* run(context("10.0.0.9", transporter("FINANCE$ACME.TEST")), 1)
+      // Another connection, same sender in other case: same bucket, empty. (The wire schema now refuses
+      // upper-case identities; the middleware still keys case-insensitively, whatever reaches it.)
+      const lower = transporter("finance$acme.test")
+      const upper = { ...lower, artifact: { ...lower.artifact, from: "FINANCE$ACME.TEST" } } as Artifact.Decoded
+      const over = yield* run(context("10.0.0.9", upper), 1)
       expect(over.passed).toBe(0)
       expect(over.failures[0]?._tag).toBe("RateLimited")
       expect(over.failures[0]?.detail).toContain("finance$acme.test")
