@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Either } from "effect"
+import { Context, Effect, Either, Option } from "effect"
 import type { BtpsError } from "./BtpsError.js"
 import type { Handler, Handlers } from "./Agents.js"
 import type { JsonObject, JsonValue } from "./Artifact.js"
@@ -22,10 +22,22 @@ import { Signer, type SignerShape } from "./Signer.js"
 
 const isObject = (u: unknown): u is JsonObject => typeof u === "object" && u !== null && !Array.isArray(u)
 
+/**
+ * The keys of hosted identities that sign their own delegations (custom managed domains, AGENTS.md §6):
+ * for such a user the delegation is signed with the user's own key and attested by the `Signer`
+ * (the hosting server's identity, with its own selector). Default: no user signs; the `Signer` (the
+ * user's domain authority) delegates.
+ *
+ * @since 0.1.0
+ */
+export class UserSigners extends Context.Reference<UserSigners>()("btps/AgentSend/UserSigners", {
+  defaultValue: (): { readonly lookup: (user: string) => Effect.Effect<Option.Option<SignerShape>> } => ({ lookup: () => Effect.succeedNone })
+}) {}
+
 /** What becomes of a delegated artifact: the agent's answer (message and document). */
 type Forward = (delegated: JsonObject, artifact: { readonly id: string; readonly to: string }) => Effect.Effect<{ readonly message: string; readonly document: JsonValue }, BtpsError>
 
-const relayWith = (signer: SignerShape, forward: Forward): Handlers => {
+const relayWith = (signer: SignerShape, users: UserSigners["Type"], forward: Forward): Handlers => {
   const relay: Handler<"artifact.send" | "trust.request" | "trust.respond"> = ({ agent, context, request }) =>
     Effect.gen(function*() {
       const outgoing = request.raw.document
@@ -39,16 +51,23 @@ const relayWith = (signer: SignerShape, forward: Forward): Handlers => {
         Crypto.verifyString(Delegation.agentSigningInput(outgoing), outgoing.signature, context.senderKey!),
         () => new AuthenticationInvalid({ detail: "the outgoing artifact is not signed by the agent key" })
       )
+      const issuedAt = context.receivedAt.toISOString()
+      const fields = { agentId: agent.senderId, agentPubKey: context.senderKey!.pem, issuedAt }
+      const own = yield* users.lookup(artifact.from)
+      if (Option.isSome(own)) {
+        // the user delegates itself: the receiver then requires an attestation, by the Signer
+        if (own.value.identity.toLowerCase() !== artifact.from.toLowerCase()) {
+          return yield* new DelegationInvalid({ detail: `the signer of ${artifact.from} is ${own.value.identity}` })
+        }
+        const delegated = yield* Delegation.delegate(outgoing, { ...fields, signedBy: artifact.from, selector: own.value.selector }, own.value.sign)
+        return yield* forward(yield* Delegation.attest(delegated, { signedBy: signer.identity, selector: signer.selector, issuedAt }, signer.sign), artifact)
+      }
       const user = Either.getOrThrow(Identity.parse(artifact.from))
       const delegator = Identity.parse(signer.identity)
       if (Either.isLeft(delegator) || delegator.right.domain !== user.domain || signer.identity === artifact.from) {
         return yield* new DelegationInvalid({ detail: `${signer.identity} cannot delegate for ${artifact.from}` })
       }
-      const delegated = yield* Delegation.delegate(
-        outgoing,
-        { agentId: agent.senderId, agentPubKey: context.senderKey!.pem, signedBy: signer.identity, selector: signer.selector, issuedAt: context.receivedAt.toISOString() },
-        signer.sign
-      )
+      const delegated = yield* Delegation.delegate(outgoing, { ...fields, signedBy: signer.identity, selector: signer.selector }, signer.sign)
       return yield* forward(delegated, artifact)
     })
   return { "artifact.send": relay, "trust.request": relay, "trust.respond": relay } as Handlers
@@ -63,7 +82,7 @@ const relayWith = (signer: SignerShape, forward: Forward): Handlers => {
 export const handlers: Effect.Effect<Handlers, never, Signer | BtpsClient> = Effect.gen(function*() {
   const signer = yield* Signer
   const client = yield* BtpsClient
-  return relayWith(signer, (delegated, artifact) =>
+  return relayWith(signer, yield* UserSigners, (delegated, artifact) =>
     client.sendRaw(delegated).pipe(
       Effect.map((answer) => ({ message: answer.status.message, document: { id: artifact.id, to: artifact.to, status: answer.status.message } })),
       Effect.mapError((cause) => new DeliveryFailed({ detail: `to ${artifact.to}: ${cause.message}`, cause }))
@@ -79,7 +98,7 @@ export const handlers: Effect.Effect<Handlers, never, Signer | BtpsClient> = Eff
 export const queuedHandlers: Effect.Effect<Handlers, never, Signer | Outbox> = Effect.gen(function*() {
   const signer = yield* Signer
   const outbox = yield* Outbox
-  return relayWith(signer, (delegated, artifact) =>
+  return relayWith(signer, yield* UserSigners, (delegated, artifact) =>
     outbox.enqueue(delegated).pipe(
       Effect.as({ message: "queued", document: { id: artifact.id, to: artifact.to, status: "queued" } }),
       Effect.mapError((cause) => new DeliveryFailed({ detail: `cannot queue ${artifact.id}: ${cause.message}`, cause }))

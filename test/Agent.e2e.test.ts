@@ -7,7 +7,7 @@
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Either, Layer, Redacted } from "effect"
+import { Context, Effect, Either, Layer, Option, Redacted } from "effect"
 import pg from "pg"
 import * as AgentAuth from "../src/AgentAuth.js"
 import * as Agents from "../src/Agents.js"
@@ -30,6 +30,7 @@ import * as Fixture from "./support/agentServerFixture.js"
 import { agentVectors, setup, signers } from "./support/agentVectors.js"
 import { options } from "./support/serverFixture.js"
 import { tempDir } from "./support/tempDir.js"
+import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
 
 type Json = Record<string, unknown>
@@ -125,5 +126,32 @@ describe("agent → server A → delegation → server B → agent", () => {
       expect((yield* send(portA, agentLine("artifact.send", agentId, "finance$acme.test", foreign, signers.agent, "e2e-6"))).status.message).toBe("Authentication failed")
       const notByAgent = Crypto.sign({ ...invoice, id: "e2e-invoice-3" }, signers.attacker)
       expect((yield* send(portA, agentLine("artifact.send", agentId, "finance$acme.test", notByAgent, signers.agent, "e2e-7"))).status.message).toBe("Authentication failed")
+
+      // 5. the same with an attested delegation: on server A2 finance$acme.test signs its own delegations
+      // (its key is held by A2) and admin$acme.test attests; B requires and verifies the attestation
+      const financeKey = V.keys.trustedSender!
+      const ownSigner = Either.getOrThrow(Signer.fromPem({ identity: "finance$acme.test", selector: "btps1", publicKeyPem: financeKey.publicKeyPem, privateKeyPem: financeKey.privateKeyPem }))
+      const serverA2 = Server.layer(options()).pipe(
+        Layer.provide(Pipeline.layer()),
+        Layer.provide(Middleware.none),
+        Layer.provide(KeyResolver.layerStatic(zoneA)),
+        Layer.provide(JsonTrustStore.layer({ connection: path.join(dir, "trust2.json") })),
+        Layer.provide(Mailbox.delivery),
+        Layer.provide(Mailbox.layerMemory),
+        Layer.provideMerge(sendA),
+        Layer.provide(Layer.succeed(AgentSend.UserSigners, { lookup: (user: string) => Effect.succeed(user === "finance$acme.test" ? Option.some(ownSigner) : Option.none()) }))
+      )
+      const contextA2 = yield* Layer.build(serverA2)
+      const portA2 = Context.get(contextA2, Server.BtpsServer).address.port
+      const { token: token2 } = yield* Context.get(contextA2, AgentAuth.AgentAuth).issueAuthToken("finance$acme.test")
+      const onboard2 = yield* send(portA2, agentLine("auth.request", "temp", "finance$acme.test", { identity: "finance$acme.test", authToken: token2, publicKey: signers.agent.publicKey.pem }, signers.agent, "e2e-8"))
+      const agentId2 = (onboard2.document as { agentId: string }).agentId
+      const attested = Crypto.sign({ ...invoice, id: "e2e-invoice-4" }, signers.agent)
+      expect((yield* send(portA2, agentLine("artifact.send", agentId2, "finance$acme.test", attested, signers.agent, "e2e-9"))).status).toEqual({ ok: true, message: "success", code: 200 })
+      const fetched2 = yield* send(portB, agentLine("inbox.fetch", a001, "billing$vendor.test", { limit: 10 }, signers.agent, "e2e-10"))
+      const stored = (fetched2.document!.results as Array<{ artifact: Json & { delegation: Json & { attestation: Json } } }>).find((r) => r.artifact.id === "e2e-invoice-4")!
+      expect(stored.artifact.delegation.signedBy).toBe("finance$acme.test")
+      expect(stored.artifact.delegation.attestation.signedBy).toBe("admin$acme.test")
+      expect(stored.artifact.delegation.agentId).toBe(agentId2)
     }), { timeout: 60_000 })
 })
