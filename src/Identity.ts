@@ -131,5 +131,12 @@ export const hostRecordName = (domain: string): string => `_btps.host.${domain}`
 export const keyRecordName = (identity: ParsedIdentity, selector: string): string =>
   `${selector}._btps.identity.${identity.account}.${identity.domain}`.toLowerCase()
 
-/** Arbitrary identities, for property tests. @since 0.1.0 */
-export const arbitrary = Arbitrary.make(BtpsIdentity)
+let identities: ReturnType<typeof Arbitrary.make<BtpsIdentity, string, never>> | undefined
+
+/**
+ * Arbitrary identities, for property tests. A function, built on first use: making it when the module
+ * loads cost every process (each `btps` command) about 0.3 s of start-up.
+ *
+ * @since 0.1.0
+ */
+export const arbitrary = () => (identities ??= Arbitrary.make(BtpsIdentity))

@@ -30,7 +30,7 @@ describe("Identity", () => {
     expect(Schema.is(Identity.BtpsIdentity)(`a$${"b".repeat(400)}.test`)).toBe(false)
   })
 
-  it.prop("parse ∘ format is the identity", [Identity.arbitrary], ([identity]) => {
+  it.prop("parse ∘ format is the identity", [Identity.arbitrary()], ([identity]) => {
     const parsed = Either.getOrThrow(Identity.parse(identity))
     expect(Either.getOrThrow(Identity.format(parsed.account, parsed.domain))).toBe(identity)
     expect(`${parsed.account}$${parsed.domain}`).toBe(identity)
@@ -70,7 +70,7 @@ describe("canonical identities: look-alikes are refused", () => {
 
   it.prop(
     "every look-alike of a canonical identity is refused by parse, the wire schema and trust records",
-    [Identity.arbitrary, fc.constantFrom(...Object.keys(lookAlikes)), fc.constantFrom(...zeroWidth), fc.nat()],
+    [Identity.arbitrary(), fc.constantFrom(...Object.keys(lookAlikes)), fc.constantFrom(...zeroWidth), fc.nat()],
     ([identity, kind, zw, at]) => {
       expect(Identity.isCanonical(identity)).toBe(true)
       const spoof = lookAlikes[kind]!(zw)(identity, at)
