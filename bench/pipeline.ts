@@ -51,7 +51,7 @@ const sender = V.keys.trustedSender!
 const der = Buffer.from(sender.publicKeyBase64, "base64")
 const key = { keyObject: crypto.createPublicKey({ key: der, format: "der", type: "spki" }), fingerprint: crypto.createHash("sha256").update(der).digest("base64") }
 const trust = new Map<string, { readonly status: string }>()
-for (const r of V.ids.trustStoreRecords.records) trust.set(`${r.senderId}:${r.receiverId}`.toLowerCase(), r)
+for (const r of V.ids.trustStoreRecords.records as ReadonlyArray<{ senderId: string; receiverId: string; status: string }>) trust.set(`${r.senderId}:${r.receiverId}`.toLowerCase(), r)
 const answer = (ok: boolean, code: number, message: string, reqId?: string) =>
   JSON.stringify({ version: "1.0.0", status: { ok, message, code }, id: crypto.randomUUID(), issuedAt: new Date().toISOString(), ...(reqId === undefined ? {} : { reqId }), type: ok ? "btps_response" : "btps_error" }) + "\n"
 const floor = (line: string): string => {
