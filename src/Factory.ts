@@ -96,7 +96,9 @@ export function define(parts: Parts): BtpsServerConfig<unknown, unknown> {
   const stores = Layer.mergeAll(parts.keyResolver, parts.trustStore, parts.identityStore ?? Layer.empty)
   const consumers = Layer.merge(parts.delivery, parts.middleware ?? Middleware.none)
   const layer = Layer.provideMerge(consumers, stores)
-  return parts.pipeline === undefined ? { options: parts.options, layer } : { options: parts.options, pipeline: parts.pipeline, layer }
+  // secrets kept Redacted: a definition can be printed, logged or listed without leaking the key
+  const options = Server.conceal(parts.options)
+  return parts.pipeline === undefined ? { options, layer } : { options, pipeline: parts.pipeline, layer }
 }
 
 // --- BtpsServerFactory --------------------------------------------------------------------------------

@@ -94,8 +94,11 @@ const syncDirectory = async (dir: string): Promise<void> => {
   }
 }
 
+/** Invoices are the receiver's business: readable by the server's user only. */
+const FILE_MODE = 0o600
+
 const writeTemp = async (file: string, data: string): Promise<void> => {
-  const handle = await fs.open(file, "wx", 0o644)
+  const handle = await fs.open(file, "wx", FILE_MODE)
   try {
     await handle.writeFile(data, "utf8")
     await handle.sync()
@@ -274,7 +277,7 @@ export const makeMailbox = (dir: string): Effect.Effect<MailboxStoreShape & Deli
           for (const s of found) {
             if (s.item.seen) continue
             // `wx`: the first mark wins, its time is kept
-            await fs.writeFile(seenFile(s.file), at.toISOString(), { flag: "wx" }).catch((cause: unknown) => (errorCode(cause) === "EEXIST" ? undefined : Promise.reject(cause)))
+            await fs.writeFile(seenFile(s.file), at.toISOString(), { flag: "wx", mode: FILE_MODE }).catch((cause: unknown) => (errorCode(cause) === "EEXIST" ? undefined : Promise.reject(cause)))
           }
           const foundIds = new Set(found.map((s) => s.item.id))
           return ids.filter((id) => foundIds.has(id)).length

@@ -375,8 +375,11 @@ export const make = (options: Options = {}): Effect.Effect<BtpsServerRegistrySha
 
     // --- operations ---
 
-    const register = <E, R>(id: string, config: Factory.BtpsServerConfig<E, R>, registerOptions: RegisterOptions = {}) =>
+    const register = <E, R>(id: string, given: Factory.BtpsServerConfig<E, R>, registerOptions: RegisterOptions = {}) =>
       Effect.gen(function*() {
+        // get/list hand the definition out (central monitoring): its secrets stay Redacted
+        const options = Server.conceal(given.options)
+        const config: Factory.BtpsServerConfig<E, R> = options === given.options ? given : { ...given, options }
         const context = yield* Effect.context<R>()
         // its pipeline's series carry `server` (pre-tagged once when it starts, nothing per artifact)
         const labels = { ...Context.get(context as Context.Context<never>, Metrics.MetricLabels), server: id }

@@ -40,7 +40,7 @@ export const defaultCiphers = [
 /** TLS settings (node `tls.createServer` options); TLS 1.2 is the minimum. @since 0.1.0 */
 export const TlsOptions = Schema.Struct({
   cert: Schema.String.annotations({ documentation: "TLS certificate chain (PEM)" }),
-  key: Schema.String.annotations({ documentation: "TLS private key (PEM)" }),
+  key: Schema.Redacted(Schema.String).annotations({ documentation: "TLS private key (PEM)" }),
   ca: Schema.optional(Schema.String.annotations({ documentation: "CA certificates (PEM) client certificates are checked against" })),
   passphrase: Schema.optional(Schema.Redacted(Schema.String).annotations({ documentation: "passphrase of an encrypted private key" })),
   minVersion: Schema.optionalWith(Schema.Literal("TLSv1.2", "TLSv1.3").annotations({ documentation: "oldest TLS version accepted" }), {
@@ -147,7 +147,47 @@ export const ServerOptions = Schema.Struct({
 })
 
 /** Options as given (defaults optional). @since 0.1.0 */
-export type ServerOptionsInput = typeof ServerOptions.Encoded
+export type ServerOptionsInput = Omit<typeof ServerOptions.Encoded, "tls"> & { readonly tls: TlsInput }
+
+/** A secret as given: plain, or already `Redacted` (how {@link conceal} stores it). @since 0.1.0 */
+export type Secret = string | Redacted.Redacted<string>
+
+/** {@link TlsOptions} as given: the private key, passphrase and ticket secret plain or `Redacted`. @since 0.1.0 */
+export type TlsInput =
+  & Omit<typeof TlsOptions.Encoded, "key" | "passphrase" | "ticketSecret">
+  & { readonly key: Secret; readonly passphrase?: Secret | undefined; readonly ticketSecret?: Secret | undefined }
+
+const concealed = (secret: Secret): Redacted.Redacted<string> => (Redacted.isRedacted(secret) ? secret : Redacted.make(secret))
+const revealed = (secret: Secret): string => (Redacted.isRedacted(secret) ? Redacted.value(secret) : secret)
+
+/** Apply `f` to the secrets of `tls` (absent ones stay absent). */
+const mapSecrets = (tls: TlsInput, f: (secret: Secret) => Secret): TlsInput => ({
+  ...tls,
+  key: f(tls.key),
+  ...(tls.passphrase === undefined ? {} : { passphrase: f(tls.passphrase) }),
+  ...(tls.ticketSecret === undefined ? {} : { ticketSecret: f(tls.ticketSecret) })
+})
+
+/**
+ * The options with the private key, passphrase and ticket secret wrapped in `Redacted`: what the
+ * factory and the registry keep, so printing, logging or serialising a definition shows `<redacted>`.
+ *
+ * @since 0.1.0
+ */
+export const conceal = <O extends ServerOptionsInput>(options: O): O => {
+  const { key, passphrase, ticketSecret } = options.tls
+  const plain = [key, passphrase, ticketSecret].some((secret) => typeof secret === "string")
+  return plain ? { ...options, tls: mapSecrets(options.tls, concealed) } : options // already concealed: the same object
+}
+
+/** Where `text` (a parse error's message) quotes a PEM block or one of the secrets, `<redacted>` instead. */
+const scrub = (text: string, tls: TlsInput | undefined): string => {
+  const secrets = tls === undefined ? [] : [tls.key, tls.passphrase, tls.ticketSecret].flatMap((s) => (s === undefined ? [] : [revealed(s)]))
+  return secrets.filter((s) => s.length >= 4).reduce(
+    (acc, secret) => acc.split(secret).join("<redacted>"),
+    text.replace(/-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(-----END [A-Z0-9 ]+-----|$)/g, "<redacted PEM>")
+  )
+}
 /** Options with defaults applied. @since 0.1.0 */
 export type ServerOptions = typeof ServerOptions.Type
 
@@ -226,7 +266,7 @@ const sweepInterval = (options: ServerOptions) =>
 /** The secure-context part of the TLS options (also what a certificate reload replaces). */
 const secureContext = (options: ServerOptions): tls.SecureContextOptions => ({
   cert: options.tls.cert,
-  key: options.tls.key,
+  key: Redacted.value(options.tls.key),
   ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }),
   ...(options.tls.passphrase === undefined ? {} : { passphrase: Redacted.value(options.tls.passphrase) }),
   ciphers: options.tls.ciphers
@@ -246,8 +286,10 @@ export const make = (
   input: ServerOptionsInput
 ): Effect.Effect<BtpsServerShape, ServerStartError, Pipeline | import("effect/Scope").Scope> =>
   Effect.gen(function*() {
-    const options = yield* Schema.decodeUnknown(ServerOptions)(input).pipe(
-      Effect.mapError((e) => new ServerStartError({ message: `invalid server options: ${e.message}`, cause: e }))
+    const tlsInput = typeof input === "object" && input !== null && typeof input.tls === "object" && input.tls !== null ? input.tls : undefined
+    // the schema decodes plain secrets; its errors may quote the input, so they are scrubbed and not kept as cause
+    const options = yield* Schema.decodeUnknown(ServerOptions)(tlsInput === undefined ? input : { ...input, tls: mapSecrets(tlsInput, revealed) }).pipe(
+      Effect.mapError((e) => new ServerStartError({ message: `invalid server options: ${scrub(e.message, tlsInput)}` }))
     )
     const pipeline = yield* Pipeline
     const server = yield* Effect.try({

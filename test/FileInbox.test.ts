@@ -36,6 +36,22 @@ describe("FileInbox", () => {
       expect(Either.isRight(Crypto.verify(JSON.parse(stored) as Artifact.JsonObject, senderKey))).toBe(true)
     }))
 
+  it.scoped("files are created readable by the server's user only (0600), whatever the umask allows (issue 12, finding 7)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const inbox = yield* FileInbox.make(dir)
+      const id = "6f1c2a7e-1111-4000-8000-0000000000aa"
+      yield* inbox.deliver(incoming(id))
+      const second = incoming(id) // another version under the same id: stored as <id>+2.json
+      yield* inbox.deliver({ ...second, raw: { ...second.raw, note: "v2" } })
+      const names = yield* list(dir)
+      expect(names.length).toBe(2)
+      for (const name of names) {
+        const mode = (yield* Effect.promise(() => fs.stat(path.join(dir, name)))).mode & 0o777
+        expect([name, mode.toString(8)]).toEqual([name, "600"])
+      }
+    }))
+
   it.effect("file names: safe ids as they are, anything else sanitised with a hash so distinct ids never share a name", () =>
     Effect.sync(() => {
       expect(FileInbox.fileStem("6f1c2a7e-0000-4000-8000-00000000abcd")).toBe("6f1c2a7e-0000-4000-8000-00000000abcd")

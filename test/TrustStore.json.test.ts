@@ -48,6 +48,22 @@ describe("JsonTrustStore", () => {
         expect(yield* readJson(keyed)).toEqual({ trusted_senders: [] })
       }))
 
+    it.scopedLive("a new trust file is created 0600; an existing file keeps its mode across writes (issue 12, finding 7)", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const modeOf = (file: string) => Effect.promise(() => fs.stat(file).then((s) => (s.mode & 0o777).toString(8)))
+        const fresh = path.join(dir, "new.json")
+        const store = yield* JsonTrustStore.make({ connection: fresh })
+        expect(yield* modeOf(fresh)).toBe("600")
+        yield* store.create(sample(1))
+        expect(yield* modeOf(fresh)).toBe("600")
+        const shared = path.join(dir, "shared.json")
+        yield* write(shared, "[]\n")
+        yield* Effect.promise(() => fs.chmod(shared, 0o640))
+        yield* (yield* JsonTrustStore.make({ connection: shared })).create(sample(2))
+        expect(yield* modeOf(shared)).toBe("640")
+      }))
+
     it.scopedLive("loads the existing SDK's {\"trusted_senders\": [...]} file", () =>
       Effect.gen(function*() {
         const file = path.join(yield* tempDir, "trust.json")

@@ -37,6 +37,8 @@ import {
 export interface Options {
   /** Path of the JSON file; created (with its directory) when missing. */
   readonly connection: string
+  /** `false`: a missing file reads as empty and is not created (read-only uses such as `btps trust list`). Default `true`. */
+  readonly create?: boolean
   /** Key of this tenant in a multi-tenant file; without it the file is a plain array. */
   readonly entityName?: string
   /** A lock file older than this is taken over (its owner is presumed hung). Default 10 s. */
@@ -149,7 +151,8 @@ const writeDurably = (file: string, text: string): Effect.Effect<void, TrustStor
     try: async () => {
       const dir = path.dirname(file)
       const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`)
-      const mode = await fs.stat(file).then((s) => s.mode & 0o777, () => 0o644)
+      // a new file is the server's user's only (keys and decisions); an existing one keeps the mode its operator gave it
+      const mode = await fs.stat(file).then((s) => s.mode & 0o777, () => 0o600)
       try {
         const handle = await fs.open(temp, "wx", mode)
         try {
@@ -278,13 +281,15 @@ export const make = (options: Options): Effect.Effect<TrustStoreShape, TrustStor
         ).pipe(Effect.catchTag("FileLockError", (e) => Effect.fail(fromLockError(e))))
       )
 
-    yield* Effect.tryPromise({
-      try: () => fs.mkdir(path.dirname(file), { recursive: true }),
-      catch: ioFailure(`cannot create the directory of ${file}`)
-    })
+    if (options.create !== false) {
+      yield* Effect.tryPromise({
+        try: () => fs.mkdir(path.dirname(file), { recursive: true }),
+        catch: ioFailure(`cannot create the directory of ${file}`)
+      })
+    }
     // A corrupt file fails here, at start; a missing one is created (under the lock, checked again there).
     const initial = yield* current
-    if (initial.stamp === undefined) {
+    if (initial.stamp === undefined && options.create !== false) {
       yield* transact((s) => Either.right([undefined, s.stamp === undefined ? [] : undefined] as const))
     }
 

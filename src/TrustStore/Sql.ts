@@ -61,6 +61,11 @@ export interface Options {
   readonly changes?: ChangeFeed
   /** Most ids in one batched lookup query (default 500). */
   readonly maxBatch?: number
+  /**
+   * `false`: use the table as it is, never create or migrate it (read-only uses such as `btps trust
+   * list`); a missing table fails the store with a `Database` failure saying so. Default `true`.
+   */
+  readonly migrate?: boolean
 }
 
 /** Bounds of the `getById` cache. @since 0.1.0 */
@@ -182,9 +187,17 @@ export const isUniqueViolation = (error: SqlError): boolean => {
   return code === "23505" || code === "ER_DUP_ENTRY" || errno === 1062
 }
 
+/** Create or migrate `table`, then check it answers `probe` (retried: see {@link make}). */
+const migrate = (table: string, probe: Effect.Effect<unknown, SqlError>) =>
+  Migrator.make({})({ loader: Migrator.fromRecord(migrations(table)), table: `${table}_migrations` }).pipe(
+    Effect.zipRight(probe),
+    Effect.retry(Schedule.exponential(Duration.millis(20)).pipe(Schedule.intersect(Schedule.recurs(6)))),
+    Effect.mapError(database(`cannot migrate trust table ${table}`))
+  )
+
 /**
  * A store over the `SqlClient` in context. Creates or migrates the table first (with @effect/sql's
- * Migrator); fails with `InvalidConfig` for a bad `entityName`, `Database` when the database refuses.
+ * Migrator; not with `migrate: false`); fails with `InvalidConfig` for a bad `entityName`, `Database` when the database refuses.
  * The batcher and the change feed live in the scope.
  *
  * @since 0.1.0
@@ -203,11 +216,11 @@ export const make = (
     // migrations table; MySQL: the loser returns before the winner's DDL ran), so check the table answers
     // and retry briefly.
     const probe = sql`SELECT id FROM ${t} WHERE 1 = 0`
-    yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations(table)), table: `${table}_migrations` }).pipe(
-      Effect.zipRight(probe),
-      Effect.retry(Schedule.exponential(Duration.millis(20)).pipe(Schedule.intersect(Schedule.recurs(6)))),
-      Effect.mapError(database(`cannot migrate trust table ${table}`))
-    )
+    if (options.migrate === false) {
+      yield* Effect.mapError(probe, database(`trust table ${table} cannot be read (it is not created by a read-only use)`))
+    } else {
+      yield* migrate(table, probe)
+    }
 
     const decodeRow = (row: { readonly record: string }): Effect.Effect<TrustRecord, TrustStoreFailure> =>
       Effect.try({

@@ -49,7 +49,7 @@ export const validated = (check: (value: string) => string | undefined) => (self
  */
 export const identityProblem = (value: string, option?: string): string | undefined => {
   if (Either.isRight(Identity.parse(value))) return undefined
-  const problem = `'${value}' is not a BTPS identity, expected account$domain.tld such as billing$vendor.com${option === undefined ? "" : ` (${option})`}`
+  const problem = `'${value}' is not a BTPS identity, expected lower-case account$domain.tld such as billing$vendor.com${option === undefined ? "" : ` (${option})`}`
   return value.includes("$")
     ? problem
     : `${problem}; hint: the shell expands an unquoted or double-quoted $, so put identities in single quotes: 'billing$vendor.com'`
@@ -153,7 +153,7 @@ export const store: Options.Options<StoreOptions> = Options.all({
  *
  * @since 0.1.0
  */
-export const trustStoreLayer = (options: StoreOptions): Layer.Layer<TrustStore, CliError> => {
+export const trustStoreLayer = (options: StoreOptions, access: { readonly readOnly?: boolean } = {}): Layer.Layer<TrustStore, CliError> => {
   const given = [Option.isSome(options.trustFile), Option.isSome(options.pgUrl), Option.isSome(options.mysqlUrl)].filter(Boolean).length
   if (given === 0) {
     return Layer.fail(new CliError({ message: "no trust store: give --trust-file FILE, --pg-url URL or --mysql-url URL" }))
@@ -162,20 +162,24 @@ export const trustStoreLayer = (options: StoreOptions): Layer.Layer<TrustStore, 
     return Layer.fail(new CliError({ message: "give only one of --trust-file, --pg-url and --mysql-url" }))
   }
   const entity = Option.match(options.entityName, { onNone: () => ({}), onSome: (entityName) => ({ entityName }) })
+  // a read-only command creates nothing: no JSON file, no table, no migrations table
+  const readOnly = access.readOnly === true
+  const file = readOnly ? { create: false } : {}
+  const sql = readOnly ? { migrate: false } : {}
   const toCliError = (error: { readonly message: string }) => new CliError({ message: `trust store: ${error.message}`, cause: error })
   if (Option.isSome(options.trustFile)) {
-    return JsonTrustStore.layer({ connection: options.trustFile.value, ...entity }).pipe(Layer.mapError(toCliError))
+    return JsonTrustStore.layer({ connection: options.trustFile.value, ...entity, ...file }).pipe(Layer.mapError(toCliError))
   }
   if (Option.isSome(options.pgUrl)) {
     const url = options.pgUrl.value
     return Layer.unwrapEffect(
-      Effect.map(Effect.promise(() => import("../TrustStore/Pg.js")), (Pg) => Pg.layer({ url, ...entity }))
+      Effect.map(Effect.promise(() => import("../TrustStore/Pg.js")), (Pg) => Pg.layer({ url, ...entity, ...sql, ...(readOnly ? { changeFeed: false as const } : {}) }))
     ).pipe(Layer.mapError(toCliError))
   }
   if (Option.isSome(options.mysqlUrl)) {
     const url = options.mysqlUrl.value
     return Layer.unwrapEffect(
-      Effect.map(Effect.promise(() => import("../TrustStore/Mysql.js")), (Mysql) => Mysql.layer({ url, ...entity }))
+      Effect.map(Effect.promise(() => import("../TrustStore/Mysql.js")), (Mysql) => Mysql.layer({ url, ...entity, ...sql }))
     ).pipe(Layer.mapError(toCliError))
   }
   return Layer.fail(new CliError({ message: "no trust store" }))

@@ -211,7 +211,7 @@ const serve = (opts: Opts) =>
     const serverOptions = yield* ServerFlags.serverOptions(opts.server)
     // with --workers N, this process only supervises the N that serve (src/cli/workers.ts)
     if (Workers.isPrimary(opts.workers)) {
-      return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: Schema.decodeSync(Server.ServerOptions)(serverOptions.server).shutdownGraceMs })
+      return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: Schema.decodeUnknownSync(Server.ServerOptions)(serverOptions.server).shutdownGraceMs })
     }
 
     const trust = trustStoreLayer(opts.store)

@@ -88,7 +88,7 @@ const list = Command.make(
       if (opts.json) return yield* Console.log(JSON.stringify(records, null, 2))
       if (records.length === 0) return yield* Console.log("no trust records")
       yield* Console.log(formatTable(records))
-    }).pipe(Effect.provide(trustStoreLayer(opts.store)))
+    }).pipe(Effect.provide(trustStoreLayer(opts.store, { readOnly: true })))
 ).pipe(
   Command.withDescription(
     HelpDoc.blocks([

@@ -108,10 +108,13 @@ describe.concurrent("btps trust", () => {
       expiresAt: "2030-01-01T00:00:00.000Z"
     })
 
-    // the receiver filter is case-insensitive
-    const listed = await run(["trust", "list", ...store, "--receiver", RECEIVER.toUpperCase(), "--json"])
+    const listed = await run(["trust", "list", ...store, "--receiver", RECEIVER, "--json"])
     expect(listed.code).toBe(0)
     expect(JSON.parse(listed.stdout)).toEqual(content.trusted_senders)
+    // identities are canonical (lower case): another spelling is refused, not matched
+    const upper = await run(["trust", "list", ...store, "--receiver", RECEIVER.toUpperCase(), "--json"])
+    expect(upper.code).not.toBe(0)
+    expect(upper.stderr).toContain("is not a BTPS identity")
 
     const removed = await run(["trust", "remove", ...store, "--sender", SENDER, "--receiver", RECEIVER])
     expect(removed.code).toBe(0)
@@ -133,6 +136,43 @@ describe.concurrent("btps trust", () => {
   const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
   const pgClient = PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "60 seconds" })
 
+  const tableExists = (name: string) =>
+    Effect.runPromise(
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = ${name}`).pipe(
+        Effect.map((rows) => rows[0]!.n > 0),
+        Effect.provide(pgClient)
+      )
+    )
+
+  it("list is read-only (issue 12, finding 7): on a missing PostgreSQL table a clear error, and no table or file is created", async (ctx) => {
+    const problem = await unreachable(pgClient)
+    if (problem !== undefined) {
+      if (process.env.CI === "true") throw new Error(`PostgreSQL unreachable: ${problem}`)
+      return ctx.skip()
+    }
+    const table = `cli_ro_${randomBytes(4).toString("hex")}`
+    try {
+      const listed = await run(["trust", "list", "--pg-url", pgUrl, "--entity-name", table])
+      expect(listed.code).not.toBe(0)
+      expect(isOneLineError(listed.stderr)).toBe(true)
+      expect(listed.stderr).toContain(`trust table ${table} cannot be read (it is not created by a read-only use)`)
+      expect(await tableExists(table)).toBe(false)
+      expect(await tableExists(`${table}_migrations`)).toBe(false)
+      // a JSON file that does not exist lists as empty and stays absent
+      const file = path.join(dir, `missing-${table}.json`)
+      const empty = await run(["trust", "list", "--trust-file", file])
+      expect([empty.code, empty.stdout.trim()]).toEqual([0, "no trust records"])
+      await expect(fs.stat(file)).rejects.toMatchObject({ code: "ENOENT" })
+    } finally {
+      await Effect.runPromise(
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_migrations`)}`])).pipe(
+            Effect.provide(pgClient)
+          )
+      )
+    }
+  }, CHILD_TEST_TIMEOUT_MS)
+
   it("add, decide and remove round-trip on PostgreSQL (a fresh table, dropped afterwards)", async (ctx) => {
     const problem = await unreachable(pgClient)
     if (problem !== undefined) {
@@ -152,6 +192,11 @@ describe.concurrent("btps trust", () => {
       expect(added.code).toBe(0)
       const stored = Option.getOrThrow(await lookup())
       expect(stored).toMatchObject({ id: computeTrustId(SENDER, RECEIVER), status: "pending", publicKeyFingerprint: vector.publicKeyFingerprint })
+
+      // list reads the existing table
+      const listed = await run(["trust", "list", ...store, "--json"])
+      expect(listed.code).toBe(0)
+      expect((JSON.parse(listed.stdout) as Array<StoredRecord>).map((r) => r.id)).toEqual([computeTrustId(SENDER, RECEIVER)])
 
       const decided = await run(["trust", "decide", ...store, "--sender", SENDER, "--receiver", RECEIVER, "--decision", "accepted", "--expires-at", "2030-06-01"])
       expect(decided.code).toBe(0)
