@@ -94,7 +94,7 @@ const entryPoints = (): ReadonlyArray<string> => {
   return Object.keys(installed.exports).filter((k) => k !== "./package.json").map((k) => k === "." ? manifest.name : `${manifest.name}/${k.slice(2)}`)
 }
 const sqlEntries = new Set(
-  ["SqlTrustStore", "PgTrustStore", "PgChanges", "MysqlTrustStore", "SqlInbox", "RedisClient", "RedisReplayStore", "RedisRateLimit"].map((m) => `${manifest.name}/${m}`)
+  ["SqlTrustStore", "PgTrustStore", "PgChanges", "MysqlTrustStore", "SqlInbox", "SqlAgentStore", "RedisClient", "RedisReplayStore", "RedisRateLimit", "RedisAgentStore"].map((m) => `${manifest.name}/${m}`)
 )
 
 /** The module URLs a plain node process resolves while importing `specifiers` from the app. */
