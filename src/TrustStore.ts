@@ -118,14 +118,44 @@ export const page = (all: ReadonlyArray<TrustRecord>, options: ListOptions = {})
   return sorted.length > limit ? { records, next: records[records.length - 1]!.id } : { records }
 }
 
+/** What a trust change did. @since 0.1.0 */
+export type AuditAction = "create" | "update" | "delete"
+
+/**
+ * The audit line of one change: `trust record changed` at info, annotated with `trust.action`,
+ * `trust.id`, `trust.sender`, `trust.receiver` and `trust.status` (the new one; `deleted` after a
+ * delete). Never the key, its fingerprint or the document.
+ */
+const audit = (action: AuditAction, record: Pick<TrustRecord, "senderId" | "receiverId" | "status">, trustId: string) =>
+  Effect.logInfo("trust record changed").pipe(
+    Effect.annotateLogs({
+      "trust.action": action,
+      "trust.id": trustId,
+      "trust.sender": record.senderId,
+      "trust.receiver": record.receiverId,
+      "trust.status": action === "delete" ? "deleted" : record.status
+    })
+  )
+
 /**
  * Build a trust store from plain Effect functions (Mongo, DynamoDB, an HTTP API…). `find` defaults to
- * `getById(computeTrustId(sender, receiver))`, `list` to paging over `getAll`.
+ * `getById(computeTrustId(sender, receiver))`, `list` to paging over `getAll`. Every change made
+ * through the store (create, update, delete) writes one audit line at info once it succeeded (see
+ * docs/reliability.md); a delete reads the record first, so its line names the parties (deleting an
+ * absent record changes nothing and writes none).
  *
  * @since 0.1.0
  */
 export const make = (options: MakeOptions): TrustStoreShape => ({
   ...options,
+  create: (record, trustId) => Effect.tap(options.create(record, trustId), (created) => audit("create", created, created.id)),
+  update: (trustId, patch) => Effect.tap(options.update(trustId, patch), (updated) => audit("update", updated, trustId)),
+  delete: (trustId) =>
+    Effect.flatMap(
+      Effect.orElseSucceed(options.getById(trustId), () => Option.none<TrustRecord>()),
+      // deleting a record that is not there changes nothing: no line
+      (before) => Effect.zipRight(options.delete(trustId), Option.isSome(before) ? audit("delete", before.value, trustId) : Effect.void)
+    ),
   find: options.find ?? ((senderId, receiverId) => options.getById(computeTrustId(senderId, receiverId))),
   list: options.list ?? ((listOptions) => Effect.map(options.getAll(listOptions?.receiverId), (all) => page(all, listOptions)))
 })

@@ -33,7 +33,15 @@ describe("trust store examples", () => {
       const run = runTsx(example.script, [], example.env)
       const { code } = await run.exited
       expect(code, run.stderr()).toBe(0)
-      const [banner, ...rest] = run.lines.filter((l) => l !== "")
+      // the store's audit lines (Effect's pretty logger: a header line and indented annotations) come
+      // between the example's own lines: one per change
+      const lines = run.lines.filter((l) => l !== "")
+      const audit = lines.filter((l) => /INFO \(#\d+\): trust record changed$/.test(l))
+      expect(audit.length).toBe(3) // create, update, delete
+      expect(lines.filter((l) => /^\s+trust\.action: /.test(l)).map((l) => l.trim())).toEqual(
+        ["trust.action: create", "trust.action: update", "trust.action: delete"]
+      )
+      const [banner, ...rest] = lines.filter((l) => !audit.includes(l) && !/^\s+trust\./.test(l))
       expect(banner).toMatch(example.banner)
       const table = /table (example_trust_\w+)$/.exec(banner ?? "")?.[1]
       expect(table).toBeDefined()
