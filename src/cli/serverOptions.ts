@@ -70,7 +70,8 @@ const flagOption = (f: ServerFlag): Options.Options<Option.Option<string>> => {
     // absent means "not given" (the variable or default decides), present means true
     return Options.boolean(f.flag).pipe(Options.withDescription(help(f)), Options.map((on) => (on ? Option.some("true") : Option.none())))
   }
-  if (f.field.redacted) {
+  // a PEM flag names a file (its path is no secret, the key it holds stays Redacted in the options)
+  if (f.field.redacted && f.pem === undefined) {
     return Options.redacted(f.flag).pipe(Options.withDescription(help(f)), Options.optional, Options.map(Option.map(Redacted.value)))
   }
   const alias = aliases[f.field.path.join(".")]
