@@ -11,13 +11,13 @@
  *
  * @since 0.1.0
  */
-import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { AgentRecord, agentRecordId, AgentStore, AgentStoreFailure, type AgentStoreShape } from "./AgentStore.js"
 import { digestsEqual, isLive, type TokenEntry, TokenEntrySchema, tokenKey, TokenStore, TokenStoreFailure, type TokenStoreShape } from "./AuthTokens.js"
 import { withFileLock } from "./internal/fileLock.js"
+import { errorCode, replaceFile } from "./internal/durableFile.js"
 
 
 /** The file's content. @since 0.1.0 */
@@ -31,8 +31,6 @@ export type FileContent = typeof FileContent.Type
 const empty: FileContent = { agents: [], tokens: {} }
 const decode = Schema.decodeUnknown(Schema.parseJson(FileContent), { onExcessProperty: "preserve" })
 
-const errorCode = (cause: unknown): string | undefined =>
-  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : undefined
 
 const message = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
@@ -48,34 +46,8 @@ const load = (file: string): Effect.Effect<FileContent, string> =>
 /** Write atomically and durably: temp file, fsync, rename, fsync the directory. */
 const save = (file: string, content: FileContent): Effect.Effect<void, string> =>
   Effect.tryPromise({
-    try: async () => {
-      const dir = path.dirname(file)
-      const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`)
-      try {
-        // agent keys are public, but token digests are better kept from other users
-        const handle = await fs.open(temp, "wx", 0o600)
-        try {
-          await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`, "utf8")
-          await handle.sync()
-        } finally {
-          await handle.close()
-        }
-        await fs.rename(temp, file)
-      } catch (cause) {
-        await fs.rm(temp, { force: true })
-        throw cause
-      }
-      try {
-        const handle = await fs.open(dir, "r")
-        try {
-          await handle.sync()
-        } finally {
-          await handle.close()
-        }
-      } catch (cause) {
-        if (!["EISDIR", "EINVAL", "EPERM", "ENOTSUP"].includes(errorCode(cause) ?? "")) throw cause
-      }
-    },
+    // agent keys are public, but token digests are better kept from other users
+    try: () => replaceFile(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 }),
     catch: (cause) => `cannot write ${file}: ${message(cause)}`
   })
 

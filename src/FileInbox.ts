@@ -36,6 +36,7 @@ import type { JsonObject } from "./Artifact.js"
 import { DeliveryFailed } from "./BtpsError.js"
 import { Delivery, type DeliveryShape, type IncomingArtifact } from "./Delivery.js"
 import { type Box, MailboxFailure, type MailboxItem, MailboxStore, type MailboxStoreShape, runQuery } from "./Mailbox.js"
+import { errorCode, syncDirectory } from "./internal/durableFile.js"
 
 /** The inbox directory cannot be created or written. @since 0.1.0 */
 export class FileInboxError extends Data.TaggedError("FileInboxError")<{
@@ -77,22 +78,7 @@ export interface Written {
   readonly outcome: "created" | "duplicate"
 }
 
-const errorCode = (cause: unknown): string | undefined =>
-  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : undefined
 
-const syncDirectory = async (dir: string): Promise<void> => {
-  try {
-    const handle = await fs.open(dir, "r")
-    try {
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-  } catch (cause) {
-    // platforms that cannot open or fsync a directory: the link is as durable as they make it
-    if (!["EISDIR", "EINVAL", "EPERM", "ENOTSUP"].includes(errorCode(cause) ?? "")) throw cause
-  }
-}
 
 /** Invoices are the receiver's business: readable by the server's user only. */
 const FILE_MODE = 0o600

@@ -7,13 +7,13 @@
  *
  * @since 0.1.0
  */
-import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Layer, Option } from "effect"
 import { fileStem } from "../FileInbox.js"
 import { withFileLock } from "../internal/fileLock.js"
 import { type Backend, CANCELLED, type Item, make, Outbox, OutboxFailure, type Status } from "../Outbox.js"
+import { errorCode, replaceFile } from "../internal/durableFile.js"
 
 const STATUSES: ReadonlyArray<Status> = ["pending", "delivered", "failed"]
 
@@ -22,31 +22,8 @@ interface Stored extends Item {
   readonly owner: string | null
 }
 
-const errorCode = (cause: unknown): string | undefined =>
-  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : undefined
-
-const syncDir = async (dir: string) => {
-  const handle = await fs.open(dir, "r")
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
-
-/** Replace `file` with `data` atomically and durably. */
-const writeAtomic = async (file: string, data: string) => {
-  const temp = path.join(path.dirname(file), `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`)
-  const handle = await fs.open(temp, "wx", 0o600)
-  try {
-    await handle.writeFile(data, "utf8")
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await fs.rename(temp, file)
-  await syncDir(path.dirname(file))
-}
+/** Replace `file` with `data` atomically and durably (owner-only: items hold artifacts). */
+const writeAtomic = (file: string, data: string) => replaceFile(file, data, { mode: 0o600 })
 
 const readItem = async (file: string): Promise<Stored | undefined> => {
   try {

@@ -10,7 +10,6 @@
  *
  * @since 0.1.0
  */
-import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Either, Effect, Layer, Option, ParseResult, Ref, Schema } from "effect"
@@ -28,6 +27,7 @@ import {
   TrustStoreFailure,
   type TrustStoreShape
 } from "../TrustStore.js"
+import { errorCode, replaceFile } from "../internal/durableFile.js"
 
 /**
  * Options of the JSON store (names kept from the existing SDK's `JsonTrustStore`).
@@ -66,8 +66,6 @@ interface Snapshot {
 
 const DecodeRecords = Schema.Array(TrustRecord)
 
-const errorCode = (cause: unknown): string | undefined =>
-  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string" ? cause.code : undefined
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -148,37 +146,8 @@ const render = (entityName: string | undefined, document: unknown, records: Read
 /** Write `text` to `file` atomically and durably (temp file, fsync, rename, fsync the directory). */
 const writeDurably = (file: string, text: string): Effect.Effect<void, TrustStoreFailure> =>
   Effect.tryPromise({
-    try: async () => {
-      const dir = path.dirname(file)
-      const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`)
-      // a new file is the server's user's only (keys and decisions); an existing one keeps the mode its operator gave it
-      const mode = await fs.stat(file).then((s) => s.mode & 0o777, () => 0o600)
-      try {
-        const handle = await fs.open(temp, "wx", mode)
-        try {
-          await handle.writeFile(text, "utf8")
-          await handle.sync()
-        } finally {
-          await handle.close()
-        }
-        await fs.rename(temp, file)
-      } catch (cause) {
-        await fs.rm(temp, { force: true })
-        throw cause
-      }
-      // The rename is durable only once the directory entry is. Some platforms (Windows) cannot open or
-      // fsync a directory; there the rename is as durable as the platform makes it.
-      try {
-        const dirHandle = await fs.open(dir, "r")
-        try {
-          await dirHandle.sync()
-        } finally {
-          await dirHandle.close()
-        }
-      } catch (cause) {
-        if (!["EISDIR", "EINVAL", "EPERM", "ENOTSUP"].includes(errorCode(cause) ?? "")) throw cause
-      }
-    },
+    // a new file is the server's user's only (keys and decisions); an existing one keeps the mode its operator gave it
+    try: () => replaceFile(file, text, { mode: 0o600, keepMode: true }),
     catch: ioFailure(`cannot write ${file}`)
   })
 
