@@ -126,21 +126,30 @@ interface Exchange {
 
 type Done = (result: Decoded) => void
 
-const udpExchange = (server: Server, query: Buffer, id: number, timeoutMs: number, done: Done): Exchange => {
-  const socket = Dgram.createSocket(Net.isIPv6(server.address) ? "udp6" : "udp4")
+/**
+ * The life of one exchange: the first result wins, is reported once, and releases the socket (`close`)
+ * and the timer; no result within `timeoutMs` is ETIMEOUT.
+ */
+const settleOnce = (timeoutMs: number, done: Done, close: () => void) => {
   let open = true
+  const cancel = () => {
+    if (!open) return
+    open = false
+    clearTimeout(timer)
+    close()
+  }
   const finish = (result: Decoded) => {
     if (!open) return
     cancel()
     done(result)
   }
   const timer = setTimeout(() => finish({ _tag: "failure", failure: { code: "ETIMEOUT" } }), timeoutMs)
-  const cancel = () => {
-    if (!open) return
-    open = false
-    clearTimeout(timer)
-    socket.close()
-  }
+  return { finish, cancel, isOpen: () => open }
+}
+
+const udpExchange = (server: Server, query: Buffer, id: number, timeoutMs: number, done: Done): Exchange => {
+  const socket = Dgram.createSocket(Net.isIPv6(server.address) ? "udp6" : "udp4")
+  const { finish, cancel, isOpen } = settleOnce(timeoutMs, done, () => socket.close())
   socket.on("message", (message) => {
     const decoded = decodeResponse(message, id)
     if (decoded !== undefined) finish(decoded)
@@ -148,27 +157,15 @@ const udpExchange = (server: Server, query: Buffer, id: number, timeoutMs: numbe
   // a connected socket reports ICMP "port unreachable" as ECONNREFUSED
   socket.on("error", (cause: NodeJS.ErrnoException) => finish({ _tag: "failure", failure: { code: cause.code ?? "ECONNREFUSED", cause } }))
   socket.connect(server.port, server.address, () => {
-    if (open) socket.send(query)
+    if (isOpen()) socket.send(query)
   })
   return { cancel }
 }
 
 const tcpExchange = (server: Server, query: Buffer, id: number, timeoutMs: number, done: Done): Exchange => {
   const socket = Net.connect({ host: server.address, port: server.port })
-  let open = true
+  const { finish, cancel } = settleOnce(timeoutMs, done, () => socket.destroy())
   let received = Buffer.alloc(0)
-  const finish = (result: Decoded) => {
-    if (!open) return
-    cancel()
-    done(result)
-  }
-  const timer = setTimeout(() => finish({ _tag: "failure", failure: { code: "ETIMEOUT" } }), timeoutMs)
-  const cancel = () => {
-    if (!open) return
-    open = false
-    clearTimeout(timer)
-    socket.destroy()
-  }
   socket.on("data", (chunk) => {
     received = Buffer.concat([received, chunk])
     if (received.length < 2 || received.length < 2 + received.readUInt16BE(0)) return

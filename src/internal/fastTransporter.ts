@@ -3,7 +3,7 @@
  * without a delegation. Schema decoding of it cost about as much as the rest of the pipeline's
  * bookkeeping together (issue 11's profile), so this checks the same rules directly.
  *
- * It only ever says "yes, and here is exactly what the schema would give" or "ask the schema": any
+ * It only ever says "yes, and here is exactly what the schema would give" or "ask the schema". Any
  * value it does not fully recognise (a delegation, a wrong type, a missing member) returns undefined
  * and the caller runs the schema, which produces the value or the detailed error. A property test
  * (test/FastTransporter.test.ts) checks that whenever it answers, the schema answers the same.
