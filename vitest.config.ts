@@ -1,6 +1,18 @@
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
+import { sourcePaths } from "./scripts/exports.mjs"
+
+const root = path.dirname(fileURLToPath(import.meta.url))
 
 export default defineConfig({
+  // `btps-effect` and its subpaths resolve to src/, like tsconfig.json's paths (both from scripts/exports.mjs)
+  resolve: {
+    alias: Object.entries(sourcePaths()).map(([specifier, source]) => ({
+      find: new RegExp(`^${specifier}$`),
+      replacement: path.join(root, source)
+    }))
+  },
   test: {
     include: ["test/**/*.test.ts"],
     // Bounds for broken tests only (docs/contributing.md): a loaded machine stalls processes for seconds.

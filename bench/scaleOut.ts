@@ -1,7 +1,7 @@
 /**
  * Scale-out throughput: 1 vs 3 `btps serve` processes (the built bundle, quiet) sharing one PostgreSQL
  * trust store + SqlInbox and Redis replay/rate stores, on this machine. Not part of `npm run bench`;
- * run it alone: `npx tsx --conditions=@btps-effect/source bench/scaleOut.ts [invoices]`.
+ * run it alone: `npx tsx bench/scaleOut.ts [invoices]`.
  *
  * For each size the same client load (12 connections, batches of 50 pipelined lines, spread evenly over
  * the instances) delivers `invoices` distinct signed invoices, then re-sends a random 10% to another

@@ -12,7 +12,7 @@ import * as tls from "node:tls"
 import { pathToFileURL } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { showOnFailure } from "./support/childOutput.js"
-import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS, repoRoot, runTsx, sourceCondition } from "./support/childProcess.js"
+import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS, repoRoot, runTsx, tsxSourceEnv } from "./support/childProcess.js"
 
 /** A child's whole run (typically 15 to 35 s each here, far more on a loaded machine). */
 const EXIT_TIMEOUT_MS = CHILD_DEADLINE_MS
@@ -210,11 +210,11 @@ describe.concurrent("examples", { timeout: TEST_TIMEOUT_MS }, () => {
 
   it("minimal-server.ts: serves until SIGTERM, answers QUIT with bye, exits 0", async () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "btps-minimal-server-"))
-    // started from its own working directory (it writes ./trust.json), so tsx is given by path
+    // started from its own working directory (it writes ./trust.json), so tsx and its tsconfig are given by path
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
-    const child = spawn(process.execPath, [sourceCondition, "--import", tsx, path.join(repoRoot, "examples/minimal-server.ts")], {
+    const child = spawn(process.execPath, ["--import", tsx, path.join(repoRoot, "examples/minimal-server.ts")], {
       cwd,
-      env: { ...process.env, BTPS_PORT: "0" },
+      env: { ...process.env, ...tsxSourceEnv, BTPS_PORT: "0" },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let output = ""

@@ -1,13 +1,18 @@
 /**
- * package.json's entry points are generated from src/index.ts and scripts/exports.mjs: the check fails when
- * a public src module has no entry or package.json was not regenerated.
+ * package.json's entry points and tsconfig.json's `paths` to their sources are generated from src/index.ts
+ * and scripts/exports.mjs: the check fails when a public src module has no entry or either file was not
+ * regenerated.
  */
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import * as ViaPackage from "btps-effect/testing"
 import { afterEach, describe, expect, it } from "vitest"
-import { repoRoot } from "./support/childProcess.js"
+import * as ViaSource from "../src/testing.js"
+import { CHILD_TEST_TIMEOUT_MS, repoRoot, runTsx, tsxSourceEnv } from "./support/childProcess.js"
 
 const script = path.join(repoRoot, "scripts", "exports.mjs")
 
@@ -23,7 +28,7 @@ const copies: Array<string> = []
 const copy = () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "btps-exports-"))
   copies.push(dir)
-  fs.copyFileSync(path.join(repoRoot, "package.json"), path.join(dir, "package.json"))
+  for (const file of ["package.json", "tsconfig.json"]) fs.copyFileSync(path.join(repoRoot, file), path.join(dir, file))
   fs.cpSync(path.join(repoRoot, "src"), path.join(dir, "src"), { recursive: true })
   return dir
 }
@@ -33,22 +38,33 @@ afterEach(() => {
 
 const exportsOf = (dir: string) =>
   (JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { exports: Record<string, unknown> }).exports
+const pathsOf = (dir: string) =>
+  (JSON.parse(fs.readFileSync(path.join(dir, "tsconfig.json"), "utf8")) as { compilerOptions: { paths: Record<string, ReadonlyArray<string>> } })
+    .compilerOptions.paths
 
 describe("package.json exports", () => {
   it("match src/index.ts and the subpath-only list (run `npm run exports` after adding a module)", async () => {
     expect(await check(repoRoot)).toEqual({ code: 0, stderr: "" })
   })
 
-  it("every entry has types, import and default, files that the build emits from an existing source", () => {
+  it("every entry has types, import and default, files that the build emits from the existing source tsconfig.json maps it to", () => {
+    const paths = pathsOf(repoRoot)
+    const specifiers: Array<string> = []
     for (const [subpath, target] of Object.entries(exportsOf(repoRoot))) {
       if (subpath === "./package.json") continue
       const entry = target as Record<string, string>
-      expect(Object.keys(entry), subpath).toEqual(["@btps-effect/source", "types", "import", "default"])
-      const source = entry["@btps-effect/source"]!
+      // dist/ only: an installed package runs in plain node, which cannot load .ts sources
+      expect(Object.keys(entry), subpath).toEqual(["types", "import", "default"])
+      const specifier = subpath === "." ? "btps-effect" : `btps-effect/${subpath.slice(2)}`
+      specifiers.push(specifier)
+      const source = paths[specifier]?.[0] ?? ""
+      expect(paths[specifier], specifier).toEqual([source])
       expect(fs.existsSync(path.join(repoRoot, source)), source).toBe(true)
       expect(entry.types).toBe(source.replace("./src/", "./dist/").replace(/\.ts$/, ".d.ts"))
       expect(entry.import).toBe(source.replace("./src/", "./dist/").replace(/\.ts$/, ".js"))
+      expect(entry.default).toBe(entry.import)
     }
+    expect(Object.keys(paths)).toEqual(specifiers)
   })
 
   it("a new module neither in the index nor in the subpath-only list fails the check", async () => {
@@ -66,11 +82,51 @@ describe("package.json exports", () => {
     expect((await check(dir)).code).toBe(1)
     expect((await check(dir, ["--write"])).code).toBe(0)
     expect(exportsOf(dir)["./NewThing"]).toEqual({
-      "@btps-effect/source": "./src/NewThing.ts",
       types: "./dist/NewThing.d.ts",
       import: "./dist/NewThing.js",
       default: "./dist/NewThing.js"
     })
+    expect(pathsOf(dir)["btps-effect/NewThing"]).toEqual(["./src/NewThing.ts"])
     expect(await check(dir)).toEqual({ code: 0, stderr: "" })
   })
+
+  it("tsconfig.json paths that drifted from the entries fail the check until --write restores them", async () => {
+    const dir = copy()
+    const tsconfig = JSON.parse(fs.readFileSync(path.join(dir, "tsconfig.json"), "utf8")) as { compilerOptions: { paths: Record<string, unknown> } }
+    delete tsconfig.compilerOptions.paths["btps-effect/MysqlTrustStore"]
+    fs.writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify(tsconfig))
+    const result = await check(dir)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain("tsconfig.json paths differ")
+    expect((await check(dir, ["--write"])).code).toBe(0)
+    expect(pathsOf(dir)).toEqual(pathsOf(repoRoot))
+    expect(fs.readFileSync(path.join(dir, "tsconfig.json"), "utf8")).toBe(fs.readFileSync(path.join(repoRoot, "tsconfig.json"), "utf8"))
+    expect(await check(dir)).toEqual({ code: 0, stderr: "" })
+  })
+})
+
+describe("in the repository, the package's own name resolves to src/", () => {
+  const specifiers = ["btps-effect", "btps-effect/MysqlTrustStore", "btps-effect/testing"]
+  const sources = ["src/index.ts", "src/TrustStore/Mysql.ts", "src/testing.ts"].map((f) => pathToFileURL(path.join(repoRoot, f)).href)
+  const script = path.join(repoRoot, "test", "fixtures", "resolveSelf.ts")
+
+  it("in vitest (resolve.alias): the same module instance as the relative import", () => {
+    expect(ViaPackage.TestCertificates).toBe(ViaSource.TestCertificates)
+  })
+
+  it("in tsx children started in the repository (runTsx)", async () => {
+    const run = runTsx(script, specifiers)
+    expect(await run.exited).toEqual({ code: 0, signal: null })
+    expect(run.lines.filter((l) => l !== "")).toEqual(sources)
+  }, CHILD_TEST_TIMEOUT_MS)
+
+  it("in tsx children started elsewhere, given tsxSourceEnv", async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "btps-resolve-"))
+    copies.push(cwd)
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--import", tsx, script, ...specifiers], { cwd, env: { ...process.env, ...tsxSourceEnv } }, (error, out) =>
+        error === null ? resolve(out) : reject(error)))
+    expect(stdout.split("\n").filter((l) => l !== "")).toEqual(sources)
+  }, CHILD_TEST_TIMEOUT_MS)
 })

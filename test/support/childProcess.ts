@@ -27,16 +27,17 @@ export interface Running {
 }
 
 /**
- * Node flag that resolves `btps-effect` imports (examples) to src/ instead of the build in dist/
- * (the `@btps-effect/source` condition of package.json's exports).
+ * Environment that makes tsx resolve `btps-effect` imports (examples) to src/ instead of the build in dist/
+ * from any working directory: the repository's tsconfig.json `paths` (tsx finds tsconfig.json only upwards
+ * from the working directory).
  */
-export const sourceCondition = "--conditions=@btps-effect/source"
+export const tsxSourceEnv = { TSX_TSCONFIG_PATH: path.join(repoRoot, "tsconfig.json") }
 
 /** Start `node --import tsx <script> ...args` in the repository root, `btps-effect` resolving to src/. */
 export const runTsx = (script: string, args: ReadonlyArray<string> = [], env: NodeJS.ProcessEnv = {}): Running => {
-  const child = spawn(process.execPath, [sourceCondition, "--import", "tsx", script, ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...tsxSourceEnv, ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   const lines: Array<string> = []
