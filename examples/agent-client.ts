@@ -1,5 +1,6 @@
 // Two servers and two devices, with the Agent client: finance$acme.example's phone onboards on acme's
-// server and sends three invoices through it (acme delegates as admin$acme.example and delivers);
+// server and sends three invoices through it, its agent documents encrypted to the payer's key (acme
+// holds that key in a Decrypter, decrypts, delegates as admin$acme.example and delivers);
 // billing$vendor.example's laptop onboards on vendor's server, pages through its inbox (kept in a
 // FileInbox directory, agents in a JSON file), marks and deletes, then rotates its key.
 // Run: npm run example examples/agent-client.ts
@@ -7,7 +8,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Context, Effect, Layer, Option } from "effect"
-import { Agent, AgentAuth, Agents, AgentSend, Crypto, DnsRecord, FileAgentStore, FileInbox, KeyResolver, Mailbox, MemoryTrustStore, Middleware, Pipeline, Server, Signer, Trust } from "../src/index.js"
+import { Agent, AgentAuth, Agents, AgentSend, Crypto, Decrypter, DnsRecord, FileAgentStore, FileInbox, KeyResolver, Mailbox, MemoryTrustStore, Middleware, Pipeline, Server, Signer, Trust } from "../src/index.js"
 import { TestCertificates } from "../src/testing.js"
 import { sampleInvoice } from "./support/invoice.js"
 import { localClient } from "./support/localClient.js"
@@ -62,6 +63,8 @@ const program = Effect.gen(function*() {
       Agents.layerWith(AgentSend.handlers).pipe(
         Layer.provideMerge(AgentAuth.layerMemory()),
         Layer.provide(Signer.layerPem({ identity: delegator, selector: "btps1", ...delegatorKeys! })),
+        // the hosted payer's private key: agent documents encrypted to the payer are opened here
+        Layer.provide(Decrypter.layerPem([{ identity: payer, privateKeyPem: payerKeys!.privateKeyPem }])),
         Layer.provide(Layer.succeedContext(relay)),
         Layer.provideMerge(Mailbox.delivery),
         Layer.provideMerge(Layer.merge(Mailbox.layerMemory, MemoryTrustStore.layer([])))
@@ -70,8 +73,9 @@ const program = Effect.gen(function*() {
   )
   const acmePort = Context.get(acme, Server.BtpsServer).address.port
 
-  yield* step(3, "The payer's phone onboards on acme's server and sends three invoices (pipelined)")
-  const phone = yield* Agent.make({ identity: payer, server: { host: "127.0.0.1", port: acmePort }, ca: tls.cert, ...phoneKeys! })
+  yield* step(3, "The payer's phone onboards on acme's server and sends three invoices (pipelined, encrypted to the payer's key)")
+  // encryptTo: the key the payer publishes in DNS (the session's decryptBy identity)
+  const phone = yield* Agent.make({ identity: payer, server: { host: "127.0.0.1", port: acmePort }, ca: tls.cert, ...phoneKeys!, encryptTo: { publicKeyPem: payerKeys!.publicKeyPem } })
   const phoneToken = yield* Context.get(acme, AgentAuth.AgentAuth).issueAuthToken(payer)
   const phoneSession = yield* phone.onboard(phoneToken.token, { deviceName: "Phone" })
   yield* say(`onboarded: agent ${phoneSession.agentId.slice(0, 16)}…`)

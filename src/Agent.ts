@@ -13,6 +13,7 @@
  */
 import { Clock, Context, Data, Effect, Layer, Option, Redacted, Ref, type Scope } from "effect"
 import type { Query } from "./AgentRequest.js"
+import type { DecryptionUnintended, InvalidJson, UnsupportedEncryption } from "./BtpsError.js"
 import type * as Artifact from "./Artifact.js"
 import * as Client from "./Client.js"
 import * as Crypto from "./Crypto.js"
@@ -37,6 +38,13 @@ export interface AgentOptions {
   readonly servername?: string
   readonly rejectUnauthorized?: boolean
   readonly responseTimeoutMs?: number
+  /**
+   * Encrypt every request document (except `auth.request`'s, never encrypted) to this key: the public
+   * key of the session's `decryptBy` identity, i.e. the key the user publishes in DNS. The server
+   * decrypts with its `Decrypter` and answers such requests encrypted to the device key, which this
+   * client decrypts. Default: documents are sent plain (`encryption: null`).
+   */
+  readonly encryptTo?: { readonly publicKeyPem: string }
 }
 
 /** The agent's registration: what `auth.request` and `auth.refresh` answer. @since 0.1.0 */
@@ -62,8 +70,8 @@ export class UnexpectedAnswer extends Data.TaggedError("UnexpectedAnswer")<{ rea
   }
 }
 
-/** What a request can fail with. @since 0.1.0 */
-export type AgentError = Client.SendRawError | NotOnboarded | UnexpectedAnswer
+/** What a request can fail with (the decryption errors: an encrypted answer that does not open with the device key). @since 0.1.0 */
+export type AgentError = Client.SendRawError | NotOnboarded | UnexpectedAnswer | DecryptionUnintended | UnsupportedEncryption | InvalidJson
 
 /** The answer to `artifact.send` / `trust.request` / `trust.respond`: the receiver's answer, relayed. @since 0.1.0 */
 export interface SendResult {
@@ -139,15 +147,26 @@ export const make = (options: AgentOptions): Effect.Effect<AgentShape, Client.Cl
       ...(options.responseTimeoutMs === undefined ? {} : { responseTimeoutMs: options.responseTimeoutMs })
     }).pipe(Effect.provide(KeyResolver.layerStatic({})))
 
-    const line = (action: string, agentId: string, document: unknown) =>
+    const encryptTo = options.encryptTo === undefined
+      ? undefined
+      : yield* Effect.mapError(Crypto.importPublicKey(options.encryptTo.publicKeyPem), (e) => new Client.ClientOptionsError({ message: `invalid encryptTo key: ${e.message}`, cause: e }))
+
+    /** Sign (and, when asked, encrypt) one agent line, send it, and open an encrypted answer with the key that signed. */
+    const exchange = (action: string, agentId: string, document: unknown) =>
       Effect.gen(function*() {
         const issuedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
-        const unsigned = { action, agentId, to: user, ...(document === undefined ? {} : { document }), encryption: null, id: crypto.randomUUID(), issuedAt, version: "1.0.0" }
-        return JSON.stringify(Crypto.sign(unsigned, yield* Ref.get(signer)))
+        const key = yield* Ref.get(signer)
+        const sealed = encryptTo !== undefined && document !== undefined && action !== "auth.request"
+          ? Crypto.encrypt(document, encryptTo)
+          : { ...(document === undefined ? {} : { document }), encryption: null }
+        const unsigned = { action, agentId, to: user, ...sealed, id: crypto.randomUUID(), issuedAt, version: "1.0.0" }
+        const answer = yield* client.sendRaw(JSON.stringify(Crypto.sign(unsigned, key)))
+        if (answer.encryption === undefined || answer.encryption === null || typeof answer.document !== "string") return answer
+        const document_ = yield* Crypto.decrypt(answer.document, answer.encryption, key.privateKey)
+        return { ...answer, document: document_ as Artifact.JsonValue, encryption: null } as Artifact.SuccessResponse
       })
     const agentId = Effect.flatMap(Ref.get(session), Option.match({ onNone: () => Effect.fail(new NotOnboarded()), onSome: (s) => Effect.succeed(s.agentId) }))
-    const request = (action: string, document?: unknown) =>
-      Effect.flatMap(agentId, (id) => Effect.flatMap(line(action, id, document), client.sendRaw))
+    const request = (action: string, document?: unknown) => Effect.flatMap(agentId, (id) => exchange(action, id, document))
     const newSession = (action: string) => (answer: Artifact.SuccessResponse) =>
       isSession(answer.document)
         ? Effect.as(Ref.set(session, Option.some(answer.document)), answer.document)
@@ -159,7 +178,7 @@ export const make = (options: AgentOptions): Effect.Effect<AgentShape, Client.Cl
       onboard: (authToken, agentInfo) =>
         Effect.gen(function*() {
           const key = (yield* Ref.get(signer)).publicKey.pem
-          const sent = yield* client.sendRaw(yield* line("auth.request", "temp", { identity: user, authToken, publicKey: key, ...(agentInfo === undefined ? {} : { agentInfo }) }))
+          const sent = yield* exchange("auth.request", "temp", { identity: user, authToken, publicKey: key, ...(agentInfo === undefined ? {} : { agentInfo }) })
           return yield* newSession("auth.request")(sent)
         }),
       refresh: (newKey) =>
@@ -168,7 +187,7 @@ export const make = (options: AgentOptions): Effect.Effect<AgentShape, Client.Cl
           if (Option.isNone(current)) return yield* new NotOnboarded()
           const next = newKey === undefined ? undefined : yield* keyPair(newKey.publicKeyPem, newKey.privateKeyPem)
           const publicKey = next?.publicKey.pem ?? (yield* Ref.get(signer)).publicKey.pem
-          const sent = yield* client.sendRaw(yield* line("auth.refresh", current.value.agentId, { identity: user, authToken: current.value.refreshToken, publicKey }))
+          const sent = yield* exchange("auth.refresh", current.value.agentId, { identity: user, authToken: current.value.refreshToken, publicKey })
           const refreshed = yield* newSession("auth.refresh")(sent)
           if (next !== undefined) yield* Ref.set(signer, next)
           return refreshed
@@ -188,7 +207,7 @@ export const make = (options: AgentOptions): Effect.Effect<AgentShape, Client.Cl
           const { signature: _, ...unsigned } = built.artifact
           const signed = yield* Delegation.signAsAgent(unsigned, (input) => Effect.succeed(Crypto.signString(input, key)))
           const action = sendAction(outgoing.type)
-          const answer = yield* client.sendRaw(yield* line(action, id, signed))
+          const answer = yield* exchange(action, id, signed)
           const doc = answer.document
           if (typeof doc !== "object" || doc === null || typeof (doc as Record<string, unknown>).status !== "string") {
             return yield* new UnexpectedAnswer({ action, detail: "no relayed status" })

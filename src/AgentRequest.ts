@@ -114,7 +114,7 @@ type DocumentOf<A extends AgentAction> = Documents[A]["schema"] extends Schema.S
 
 /**
  * A validated agent artifact: the action, its typed document (absent when optional and not sent, or
- * when encrypted), the artifact and the parsed wire object.
+ * while still encrypted), the artifact and the parsed wire object.
  *
  * @since 0.1.0
  */
@@ -124,6 +124,11 @@ export type AgentRequest = {
     readonly document: DocumentOf<A> | undefined
     /** The document as sent when it is encrypted (a base64 string). */
     readonly encrypted: string | undefined
+    /**
+     * The plain document as sent, unknown members included: the wire document, or the decrypted one
+     * after {@link withPlaintext}; absent while still encrypted.
+     */
+    readonly sent: unknown
     readonly artifact: AgentArtifact
     readonly raw: JsonObject
   }
@@ -145,29 +150,25 @@ const decoderOf = (schema: Schema.Schema.AnyNoContext) => {
   return decode
 }
 
-/**
- * Check an agent artifact's document against its action's rules.
- *
- * @since 0.1.0
- */
-export const validate = (artifact: AgentArtifact, raw: JsonObject): Either.Either<AgentRequest, ValidationFailed> => {
-  const rule = documents[artifact.action]
-  const document: unknown = artifact.document
-  const present = document !== undefined && document !== null && document !== "" && document !== false && document !== 0
-  if (rule.required && !present) return refuse(artifact, `${artifact.action} requires a document`)
-  if (artifact.encryption !== null && present && typeof document !== "string") {
-    return refuse(artifact, "an encrypted document must be a string")
+const isPresent = (document: unknown) => document !== undefined && document !== null && document !== "" && document !== false && document !== 0
+
+/** Whether the action's document has a schema, i.e. must be decrypted before it can be served. @since 0.1.0 */
+export const hasDocumentSchema = (action: AgentAction): boolean => documents[action].schema !== undefined
+
+/** Rules 1 and 4 on a plain document. */
+const checkPlain = (
+  base: { readonly action: AgentAction; readonly artifact: AgentArtifact; readonly raw: JsonObject },
+  document: unknown,
+  encrypted: string | undefined
+): Either.Either<AgentRequest, ValidationFailed> => {
+  const rule = documents[base.action]
+  const { artifact } = base
+  if (!isPresent(document)) {
+    return rule.required
+      ? refuse(artifact, `${artifact.action} requires a document`)
+      : Either.right({ ...base, document: undefined, encrypted, sent: undefined } as AgentRequest)
   }
-  if (artifact.action === "auth.request" && artifact.encryption !== null) return refuse(artifact, "auth.request is never encrypted", ["encryption"])
-  const base = { action: artifact.action, artifact, raw }
-  if (!present) return Either.right({ ...base, document: undefined, encrypted: undefined } as AgentRequest)
-  if (artifact.encryption !== null) {
-    // the document schema applies to the plaintext; only actions without one can be served encrypted
-    return rule.schema === undefined
-      ? Either.right({ ...base, document: undefined, encrypted: document as string } as AgentRequest)
-      : refuse(artifact, `an encrypted ${artifact.action} document cannot be checked by this server`)
-  }
-  if (rule.schema === undefined) return Either.right({ ...base, document: undefined, encrypted: undefined } as AgentRequest)
+  if (rule.schema === undefined) return Either.right({ ...base, document: undefined, encrypted, sent: document } as AgentRequest)
   return Either.match(decoderOf(rule.schema)(document), {
     onLeft: (issue) =>
       Either.left(
@@ -176,6 +177,53 @@ export const validate = (artifact: AgentArtifact, raw: JsonObject): Either.Eithe
           reqId: artifact.id
         })
       ),
-    onRight: (typed) => Either.right({ ...base, document: typed, encrypted: undefined } as AgentRequest)
+    onRight: (typed) => Either.right({ ...base, document: typed, encrypted, sent: document } as AgentRequest)
   })
+}
+
+/**
+ * Check an agent artifact's document against its action's rules. An encrypted document of an action
+ * with a document schema passes only when `decryptable` (the server holds a `Decrypter`): it is then
+ * checked by {@link withPlaintext} once decrypted; otherwise it is refused, as by the existing server.
+ *
+ * @since 0.1.0
+ */
+export const validate = (
+  artifact: AgentArtifact,
+  raw: JsonObject,
+  options: { readonly decryptable?: boolean } = {}
+): Either.Either<AgentRequest, ValidationFailed> => {
+  const rule = documents[artifact.action]
+  const document: unknown = artifact.document
+  const present = isPresent(document)
+  if (rule.required && !present) return refuse(artifact, `${artifact.action} requires a document`)
+  if (artifact.encryption !== null && present && typeof document !== "string") {
+    return refuse(artifact, "an encrypted document must be a string")
+  }
+  if (artifact.action === "auth.request" && artifact.encryption !== null) return refuse(artifact, "auth.request is never encrypted", ["encryption"])
+  const base = { action: artifact.action, artifact, raw }
+  if (artifact.encryption !== null && present) {
+    // the document schema applies to the plaintext, checked once it is decrypted
+    return rule.schema === undefined || options.decryptable === true
+      ? Either.right({ ...base, document: undefined, encrypted: document as string, sent: undefined } as AgentRequest)
+      : refuse(artifact, `an encrypted ${artifact.action} document cannot be decrypted by this server`)
+  }
+  return checkPlain(base, document, undefined)
+}
+
+/**
+ * The request of an encrypted artifact with its decrypted plaintext: parsed as JSON and checked
+ * against the action's rules as a plain document would be (`encrypted` is kept, so handlers and the
+ * answer know it came encrypted).
+ *
+ * @since 0.1.0
+ */
+export const withPlaintext = (request: AgentRequest, plaintext: string): Either.Either<AgentRequest, ValidationFailed> => {
+  let document: unknown
+  try {
+    document = JSON.parse(plaintext)
+  } catch {
+    return refuse(request.artifact, "the decrypted document is not JSON")
+  }
+  return checkPlain({ action: request.action, artifact: request.artifact, raw: request.raw }, document, request.encrypted)
 }

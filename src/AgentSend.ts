@@ -40,7 +40,7 @@ type Forward = (delegated: JsonObject, artifact: { readonly id: string; readonly
 const relayWith = (signer: SignerShape, users: UserSigners["Type"], forward: Forward): Handlers => {
   const relay: Handler<"artifact.send" | "trust.request" | "trust.respond"> = ({ agent, context, request }) =>
     Effect.gen(function*() {
-      const outgoing = request.raw.document
+      const outgoing = request.sent
       const artifact = request.document
       if (!isObject(outgoing) || artifact === undefined || agent === undefined) return yield* new AuthenticationInvalid({ detail: "no agent artifact" })
       // the agent may only send as the user it acts for, signed with its own registered key

@@ -25,6 +25,7 @@ import {
 } from "./BtpsError.js"
 import * as Crypto from "./Crypto.js"
 import type { PublicKey } from "./Crypto.js"
+import { Decrypter } from "./Decrypter.js"
 import type * as Middleware from "./Middleware.js"
 import type { Outcome } from "./Pipeline.js"
 
@@ -99,6 +100,8 @@ export const make = (handlers: Handlers = {}): Effect.Effect<AgentsShape, never,
   Effect.gen(function*() {
     const auth = yield* AgentAuth
     const store = yield* AgentStore
+    // optional: without it, encrypted documents of actions with a document schema are refused (as by the existing server)
+    const decrypter = yield* Effect.serviceOption(Decrypter)
 
     /** The key that must have signed the artifact, and the agent's record when it has one. */
     const keyOf = (request: AgentRequest.AgentRequest) =>
@@ -159,10 +162,24 @@ export const make = (handlers: Handlers = {}): Effect.Effect<AgentsShape, never,
         : handler({ request, agent, context } as AgentCall<AgentRequest.AgentAction>)
     }
 
+    /** The request with its document decrypted, when it came encrypted and its action has a document schema. */
+    const opened = (request: AgentRequest.AgentRequest): Effect.Effect<AgentRequest.AgentRequest, BtpsError> => {
+      if (request.encrypted === undefined || !AgentRequest.hasDocumentSchema(request.action) || Option.isNone(decrypter)) return Effect.succeed(request)
+      const { encryption, to } = request.artifact
+      // validate() admitted a string document with a non-null encryption
+      return decrypter.value.decrypt(to, request.encrypted, encryption!).pipe(
+        Effect.flatMap((plaintext) => AgentRequest.withPlaintext(request, plaintext))
+      )
+    }
+
+    /** An answer to an encrypted request carries its document encrypted to the agent's key. */
+    const sealed = (request: AgentRequest.AgentRequest, document: JsonValue, key: PublicKey | undefined) =>
+      request.encrypted === undefined || key === undefined ? { document } : Crypto.encrypt(document, key)
+
     const service: AgentsShape = {
       handle: (decoded, ctx, step) =>
         Effect.gen(function*() {
-          const request = yield* AgentRequest.validate(decoded.artifact, decoded.raw)
+          const request = yield* AgentRequest.validate(decoded.artifact, decoded.raw, { decryptable: Option.isSome(decrypter) })
           let agent: AgentRecord | undefined
           const verified = yield* step(
             "signatureVerification",
@@ -177,14 +194,14 @@ export const make = (handlers: Handlers = {}): Effect.Effect<AgentsShape, never,
           yield* step(
             "onArtifact",
             trusted,
-            Effect.map(dispatch(request, agent, trusted), (r) => {
+            Effect.map(Effect.flatMap(opened(request), (plain) => dispatch(plain, agent, trusted)), (r) => {
               reply = r
               return trusted
             })
           )
           const signAs = reply.signAs
           const data = {
-            ...(reply.document === undefined ? {} : { document: reply.document }),
+            ...(reply.document === undefined ? {} : sealed(request, reply.document, trusted.senderKey)),
             ...(signAs === undefined ? {} : { signedBy: signAs.identity, selector: signAs.selector })
           }
           const unsigned = Artifact.success({ reqId: decoded.artifact.id, ...(reply.message === undefined ? {} : { message: reply.message }), data })

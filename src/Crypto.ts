@@ -253,27 +253,36 @@ export const encrypt = (document: unknown, receiver: PublicKey, options: Encrypt
 }
 
 /**
- * Decrypt to the plaintext string. Fails with `DecryptionUnintended` when the key does not unwrap
- * (not for this receiver) or the ciphertext does not authenticate.
+ * Unwrap the AES key of an encrypted document (RSA-OAEP-SHA256): the only step that needs the
+ * receiver's private key, so a key held elsewhere (an HSM, a KMS) can do just this one.
+ * Fails with `DecryptionUnintended` when it does not unwrap with this key.
  *
  * @since 0.1.0
  */
-export const decryptToString = (
+export const unwrapKey = (encryptedKey: string, receiver: PrivateKey): Either.Either<Uint8Array, DecryptionUnintended> => {
+  try {
+    return Either.right(NodeCrypto.privateDecrypt(
+      { key: receiver.keyObject, padding: NodeCrypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+      Buffer.from(encryptedKey, "base64")
+    ))
+  } catch (e) {
+    return Either.left(new DecryptionUnintended({ detail: "the AES key does not unwrap with this private key", cause: e }))
+  }
+}
+
+/**
+ * Decrypt with an already unwrapped AES key (see {@link unwrapKey}). Fails with `DecryptionUnintended`
+ * when the key, IV or tag has the wrong length or the ciphertext does not authenticate.
+ *
+ * @since 0.1.0
+ */
+export const openWithKey = (
   document: string,
   encryption: Encryption,
-  receiver: PrivateKey
+  aesKey: Uint8Array
 ): Either.Either<string, DecryptionUnintended | UnsupportedEncryption> => {
   if (encryption.algorithm !== "aes-256-gcm" || encryption.type !== "standardEncrypt") {
     return Either.left(new UnsupportedEncryption({ detail: `${encryption.algorithm}/${encryption.type}` }))
-  }
-  let aesKey: Buffer
-  try {
-    aesKey = NodeCrypto.privateDecrypt(
-      { key: receiver.keyObject, padding: NodeCrypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
-      Buffer.from(encryption.encryptedKey, "base64")
-    )
-  } catch (e) {
-    return Either.left(new DecryptionUnintended({ detail: "the AES key does not unwrap with this private key", cause: e }))
   }
   const iv = Buffer.from(encryption.iv, "base64")
   const tag = Buffer.from(encryption.authTag, "base64")
@@ -288,6 +297,30 @@ export const decryptToString = (
   } catch (e) {
     return Either.left(new DecryptionUnintended({ detail: "ciphertext does not authenticate", cause: e }))
   }
+}
+
+/**
+ * Decrypt to the plaintext string. Fails with `DecryptionUnintended` when the key does not unwrap
+ * (not for this receiver) or the ciphertext does not authenticate.
+ *
+ * @since 0.1.0
+ */
+export const decryptToString = (
+  document: string,
+  encryption: Encryption,
+  receiver: PrivateKey
+): Either.Either<string, DecryptionUnintended | UnsupportedEncryption> => {
+  if (encryption.algorithm !== "aes-256-gcm" || encryption.type !== "standardEncrypt") {
+    return Either.left(new UnsupportedEncryption({ detail: `${encryption.algorithm}/${encryption.type}` }))
+  }
+  return Either.flatMap(unwrapKey(encryption.encryptedKey, receiver), (aesKey) => {
+    try {
+      return openWithKey(document, encryption, aesKey)
+    } finally {
+      // the unwrapped key is not needed past this call
+      aesKey.fill(0)
+    }
+  })
 }
 
 /**

@@ -66,7 +66,12 @@ const divergences: Record<string, { readonly ok: boolean; readonly message: stri
   artifact_send_transporter_document: { ok: true, message: "success", why: "A11: the agent-signed transporter artifact BtpsAgent sends validates (handed to the artifact.send handler)" },
   delegated_with_attestation: { ok: true, message: "success", why: "A1: attested delegations verify" },
   delegator_not_in_dns: { ok: false, message: "No valid public-key found", why: "A2: DNS misses answer BTP_ERROR_RESOLVE_PUBKEY, connection kept" },
-  attestor_not_in_dns: { ok: false, message: "No valid public-key found", why: "A2: DNS misses answer BTP_ERROR_RESOLVE_PUBKEY, connection kept" }
+  attestor_not_in_dns: { ok: false, message: "No valid public-key found", why: "A2: DNS misses answer BTP_ERROR_RESOLVE_PUBKEY, connection kept" },
+  agent_encrypted_query_document: {
+    ok: false,
+    message: "Decryption failed: Message was not intended for this receiver.",
+    why: "A16: the server decrypts encrypted agent documents with the hosted user's key (Decrypter); the recorded ciphertext's key (AA==) does not unwrap"
+  }
 }
 
 /** The expected exchange of a case that sends lines. */

@@ -41,7 +41,12 @@ import * as Agents from "../../src/Agents.js"
 import * as AgentStore from "../../src/AgentStore.js"
 import * as AuthTokens from "../../src/AuthTokens.js"
 import * as Crypto from "../../src/Crypto.js"
+import * as Decrypter from "../../src/Decrypter.js"
 import { caseNamed, signers } from "./agentVectors.js"
+import { keys } from "./vectors.js"
+
+/** The hosted user's private key, as the recorded server's host holds it (documents encrypted to billing$vendor.test). */
+export const decrypterLayer = Decrypter.layerPem([{ identity: keys.receiver!.identity, privateKeyPem: keys.receiver!.privateKeyPem }])
 
 /** The setup's agent records (the existing SDK keeps them in its trust store; we import them). */
 export const agentRecords: ReadonlyArray<AgentStore.AgentRecord> = setup.trustStoreRecords
@@ -124,13 +129,19 @@ export const importAgent = (stores: { readonly agents: AgentStore.AgentStoreShap
     })
   })
 
-/** The setup's server with agent support: memory agent and token stores, `handlers` for the mailbox actions. */
+/**
+ * The setup's server with agent support: memory agent and token stores, `handlers` for the mailbox
+ * actions, and (unless `decrypt` is false) a `Decrypter` holding the hosted user's key.
+ */
 export const agentLayer = (
   inbox: Queue.Enqueue<Delivery.IncomingArtifact>,
   handlers: Agents.Handlers = recordedApplication,
-  overrides: Partial<Server.ServerOptionsInput> = {}
+  overrides: Partial<Server.ServerOptionsInput> = {},
+  decrypt = true
 ) => {
   const auth = AgentAuth.layerMemory({}, agentRecords)
-  const agents = Agents.layer(handlers).pipe(Layer.provideMerge(auth))
+  const agents = decrypt
+    ? Agents.layer(handlers).pipe(Layer.provide(decrypterLayer), Layer.provideMerge(auth))
+    : Agents.layer(handlers).pipe(Layer.provideMerge(auth))
   return layer(inbox, overrides).pipe(Layer.provideMerge(agents))
 }
