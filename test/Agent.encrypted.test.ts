@@ -5,7 +5,7 @@
  * real TLS, with raw lines and with the `Agent` client; plus Decrypter properties.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, FastCheck as fc, Layer, Queue, Redacted } from "effect"
+import { Config, ConfigProvider, Context, Effect, Either, FastCheck as fc, Layer, Queue, Redacted } from "effect"
 import * as Agent from "../src/Agent.js"
 import * as AgentAuth from "../src/AgentAuth.js"
 import * as Agents from "../src/Agents.js"
@@ -294,4 +294,14 @@ describe("Decrypter (property)", () => {
     expect(text).toContain(user)
     expect(text).not.toContain(pem.slice(40, 120))
   })
+
+  it.effect("layerConfig reads one identity's key from configuration", () =>
+    Effect.gen(function*() {
+      const decrypter = yield* Decrypter.Decrypter
+      const sealed = Crypto.encrypt({ ids: ["m-1"] }, signers.receiver.publicKey)
+      expect(yield* decrypter.decrypt("Billing$Vendor.test", sealed.document, sealed.encryption)).toBe(JSON.stringify({ ids: ["m-1"] }))
+    }).pipe(
+      Effect.provide(Decrypter.layerConfig({ identity: Config.string("BTPS_DECRYPT_IDENTITY"), privateKeyPem: Config.redacted("BTPS_DECRYPT_PRIVATE_KEY") })),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["BTPS_DECRYPT_IDENTITY", user], ["BTPS_DECRYPT_PRIVATE_KEY", keys.receiver!.privateKeyPem]])))
+    ))
 })
