@@ -1,12 +1,14 @@
 /**
  * `btps agent token|list|revoke`: onboard, list and revoke the agents (device keys) of hosted identities,
- * in the agent store a server uses: a JSON file (`--agent-file`, default `btps-agents.json`) or SQL
- * (`--pg-url` / `--mysql-url`, as for the trust store; tables `--agent-table` and `<table>_tokens`).
+ * in the agent store a server uses: a JSON file (`--agent-file`, default `btps-agents.json`), SQL
+ * (`--pg-url` / `--mysql-url`, as for the trust store; tables `--agent-table` and `<table>_tokens`) or
+ * Redis (`--agent-store redis` with `--redis-url` / `--redis-prefix`, the flags `btps serve` takes).
+ * `--agent-store` names the kind; without it the URLs given choose (SQL if one is given, else the file).
  *
  * @since 0.1.0
  */
 import { Args, Command, HelpDoc, Options } from "@effect/cli"
-import { Config, Console, Duration, Effect, Layer, Option, type Redacted } from "effect"
+import { Config, Console, Duration, Effect, Either, Layer, Option, type Redacted } from "effect"
 import * as AgentAuth from "../AgentAuth.js"
 import type { AgentRecord, AgentStore } from "../AgentStore.js"
 import type { TokenStore } from "../AuthTokens.js"
@@ -16,20 +18,33 @@ import { CliError, stdout } from "./output.js"
 
 // --- the store ------------------------------------------------------------------------------------------
 
+/** The kinds of agent store. @since 0.1.0 */
+export const storeKinds = ["file", "pg", "mysql", "redis"] as const
+/** @since 0.1.0 */
+export type StoreKind = typeof storeKinds[number]
+
 /** Where agents live. @since 0.1.0 */
 export interface AgentStoreOptions {
+  readonly agentStore: Option.Option<StoreKind>
   readonly agentFile: string
   readonly pgUrl: Option.Option<Redacted.Redacted>
   readonly mysqlUrl: Option.Option<Redacted.Redacted>
   readonly agentTable: string
+  readonly redisUrl: Option.Option<Redacted.Redacted>
+  readonly redisPrefix: string
 }
 
 /**
- * `--agent-file` / `--pg-url` / `--mysql-url` and `--agent-table`.
+ * `--agent-store`, `--agent-file` / `--pg-url` / `--mysql-url` / `--redis-url`, `--agent-table`, `--redis-prefix`.
  *
  * @since 0.1.0
  */
 export const agentStore: Options.Options<AgentStoreOptions> = Options.all({
+  agentStore: Options.choice("agent-store", storeKinds).pipe(
+    Options.withDescription("Which agent store: file, pg, mysql or redis. Default: pg or mysql when --pg-url or --mysql-url is given, else file."),
+    withEnv("BTPS_AGENT_STORE", Config.literal(...storeKinds)("BTPS_AGENT_STORE")),
+    Options.optional
+  ),
   agentFile: Options.text("agent-file").pipe(
     Options.withDescription("JSON agent store file (agents and token digests; created by the first write). Used unless --pg-url or --mysql-url is given."),
     withEnv("BTPS_AGENT_FILE", Config.string("BTPS_AGENT_FILE")),
@@ -49,8 +64,32 @@ export const agentStore: Options.Options<AgentStoreOptions> = Options.all({
     Options.withDescription("SQL: the agents table; tokens go to <table>_tokens (default btps_agents)."),
     withEnv("BTPS_AGENT_TABLE", Config.string("BTPS_AGENT_TABLE")),
     Options.withDefault("btps_agents")
+  ),
+  redisUrl: Options.redacted("redis-url").pipe(
+    Options.withDescription("--agent-store redis: the Redis, redis://[user:password@]host:port[/db] (as for btps serve)."),
+    withEnv("BTPS_REDIS_URL", Config.redacted("BTPS_REDIS_URL")),
+    Options.optional
+  ),
+  redisPrefix: Options.text("redis-prefix").pipe(
+    Options.withDescription("--agent-store redis: prefix of the Redis keys, the one the servers use (default btps:)."),
+    withEnv("BTPS_REDIS_PREFIX", Config.string("BTPS_REDIS_PREFIX")),
+    Options.withDefault("btps:")
   )
 })
+
+/** The store kind the options select, or why they do not select one. */
+const kindOf = (options: AgentStoreOptions): Either.Either<StoreKind, CliError> => {
+  const given = (["pg", "mysql", "redis"] as const).filter((k) => Option.isSome(k === "pg" ? options.pgUrl : k === "mysql" ? options.mysqlUrl : options.redisUrl))
+  if (Option.isSome(options.agentStore)) {
+    const kind = options.agentStore.value
+    if (kind === "file" || given.includes(kind)) return Either.right(kind)
+    return Either.left(new CliError({ message: `--agent-store ${kind} needs --${kind}-url (or BTPS_${kind.toUpperCase()}_URL)` }))
+  }
+  if (Option.isSome(options.pgUrl) && Option.isSome(options.mysqlUrl)) {
+    return Either.left(new CliError({ message: "give only one of --pg-url and --mysql-url (or name one with --agent-store)" }))
+  }
+  return Either.right(Option.isSome(options.pgUrl) ? "pg" : Option.isSome(options.mysqlUrl) ? "mysql" : "file")
+}
 
 /**
  * The stores the options select. `create: false` opens SQL tables without creating them (reads of
@@ -63,29 +102,41 @@ export const agentStoreLayer = (
   create: boolean
 ): Layer.Layer<AgentStore | TokenStore, CliError> => {
   const toCliError = (error: { readonly message: string }) => new CliError({ message: error.message, cause: error })
-  if (Option.isSome(options.pgUrl) && Option.isSome(options.mysqlUrl)) {
-    return Layer.fail(new CliError({ message: "give only one of --pg-url and --mysql-url" }))
-  }
+  const kind = kindOf(options)
+  if (Either.isLeft(kind)) return Layer.fail(kind.left)
   const sql = { table: options.agentTable, create }
-  if (Option.isSome(options.pgUrl)) {
-    const url = options.pgUrl.value
-    return Layer.unwrapEffect(
-      Effect.map(
-        Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-pg")])),
-        ([Sql, { PgClient }]) => Sql.layer(sql).pipe(Layer.provide(PgClient.layer({ url })))
-      )
-    ).pipe(Layer.mapError(toCliError))
+  switch (kind.right) {
+    case "pg": {
+      const url = Option.getOrThrow(options.pgUrl)
+      return Layer.unwrapEffect(
+        Effect.map(
+          Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-pg")])),
+          ([Sql, { PgClient }]) => Sql.layer(sql).pipe(Layer.provide(PgClient.layer({ url })))
+        )
+      ).pipe(Layer.mapError(toCliError))
+    }
+    case "mysql": {
+      const url = Option.getOrThrow(options.mysqlUrl)
+      return Layer.unwrapEffect(
+        Effect.map(
+          Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-mysql2")])),
+          ([Sql, { MysqlClient }]) => Sql.layer(sql).pipe(Layer.provide(MysqlClient.layer({ url })))
+        )
+      ).pipe(Layer.mapError(toCliError))
+    }
+    case "redis": {
+      // Redis has no tables to create: `create` does not apply
+      const url = Option.getOrThrow(options.redisUrl)
+      return Layer.unwrapEffect(
+        Effect.map(
+          Effect.promise(() => Promise.all([import("../Redis/AgentStore.js"), import("../Redis/Client.js")])),
+          ([RedisAgentStore, RedisClient]) => RedisAgentStore.layer.pipe(Layer.provide(RedisClient.layer({ url, prefix: options.redisPrefix })))
+        )
+      ).pipe(Layer.mapError(toCliError))
+    }
+    case "file":
+      return FileAgentStore.layer(options.agentFile)
   }
-  if (Option.isSome(options.mysqlUrl)) {
-    const url = options.mysqlUrl.value
-    return Layer.unwrapEffect(
-      Effect.map(
-        Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-mysql2")])),
-        ([Sql, { MysqlClient }]) => Sql.layer(sql).pipe(Layer.provide(MysqlClient.layer({ url })))
-      )
-    ).pipe(Layer.mapError(toCliError))
-  }
-  return FileAgentStore.layer(options.agentFile)
 }
 
 const authLayer = (options: AgentStoreOptions, authOptions: AgentAuth.AgentAuthOptions = {}) =>
@@ -129,7 +180,8 @@ const token = Command.make(
       HelpDoc.p("Issue a one-time auth token for an identity: the device sends it in auth.request to register its key as an agent."),
       HelpDoc.p("Examples:"),
       HelpDoc.p("  btps agent token 'alice$vendor.com' --agent-file agents.json"),
-      HelpDoc.p("  btps agent token 'alice$vendor.com' --pg-url postgres://btps@db/btps --json")
+      HelpDoc.p("  btps agent token 'alice$vendor.com' --pg-url postgres://btps@db/btps --json"),
+      HelpDoc.p("  btps agent token 'alice$vendor.com' --agent-store redis --redis-url redis://127.0.0.1:6379 --redis-prefix btps:")
     ])
   )
 )
@@ -189,7 +241,8 @@ const list = Command.make(
       HelpDoc.p("List agents (all, or one identity's): id, user, status (accepted, revoked, expired), expiry, key fingerprint, device info. Creates nothing."),
       HelpDoc.p("Examples:"),
       HelpDoc.p("  btps agent list --agent-file agents.json"),
-      HelpDoc.p("  btps agent list 'alice$vendor.com' --mysql-url mysql://btps@db/btps --json")
+      HelpDoc.p("  btps agent list 'alice$vendor.com' --mysql-url mysql://btps@db/btps --json"),
+      HelpDoc.p("  btps agent list --agent-store redis --redis-url redis://127.0.0.1:6379")
     ])
   )
 )
@@ -226,7 +279,7 @@ const revoke = Command.make(
  */
 export const command = Command.make("agent").pipe(
   Command.withDescription(
-    "Manage the agents (device keys) of hosted identities in a JSON file (--agent-file) or a SQL database (--pg-url, --mysql-url): issue onboarding tokens, list, revoke."
+    "Manage the agents (device keys) of hosted identities in a JSON file (--agent-file), a SQL database (--pg-url, --mysql-url) or Redis (--agent-store redis --redis-url): issue onboarding tokens, list, revoke."
   ),
   Command.withSubcommands([token, list, revoke])
 )

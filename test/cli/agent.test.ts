@@ -1,18 +1,22 @@
 /**
- * `btps agent token|list|revoke` as real processes, over a JSON agent file and a PostgreSQL table: the
+ * `btps agent token|list|revoke` as real processes, over a JSON agent file, a PostgreSQL table and Redis
+ * (127.0.0.1:6379, a unique key prefix): the
  * token the command prints onboards a device through `AgentAuth` over the same store (what a server
  * does), list shows the agent, revoke revokes it and removes its refresh tokens.
  */
-import { randomBytes } from "node:crypto"
+import { randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Either, Layer, Redacted } from "effect"
+import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as AgentAuth from "../../src/AgentAuth.js"
 import type { AgentRecord } from "../../src/AgentStore.js"
 import * as FileAgentStore from "../../src/FileAgentStore.js"
+import * as RedisAgentStore from "../../src/Redis/AgentStore.js"
+import * as RedisClient from "../../src/Redis/Client.js"
 import * as SqlAgentStore from "../../src/SqlAgentStore.js"
 import { signers } from "../support/agentVectors.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
@@ -116,6 +120,60 @@ describe("btps agent", () => {
       expect((await run(["agent", "list", ...store])).stdout.trim()).toBe("no agents")
       expect(await exists(table)).toBe(false)
       await lifecycle(store, AgentAuth.layer().pipe(Layer.provide(SqlAgentStore.layer({ table })), Layer.provide(client), Layer.orDie))
+    }, 4 * CHILD_TEST_TIMEOUT_MS)
+  })
+
+  describe("Redis", () => {
+    const redisUrl = "redis://127.0.0.1:6379"
+    const prefix = `btps-test-cli-agent-${randomUUID()}:`
+    const keysUnder = async (p: string) => {
+      const redis = new Redis(redisUrl, { lazyConnect: true })
+      await redis.connect()
+      try {
+        return await redis.keys(`${p}*`)
+      } finally {
+        await redis.quit()
+      }
+    }
+    afterAll(async () => {
+      const keys = await keysUnder(prefix)
+      if (keys.length === 0) return
+      const redis = new Redis(redisUrl, { lazyConnect: true })
+      await redis.connect()
+      await redis.del(...keys)
+      await redis.quit()
+    })
+
+    it("token → onboard → list → revoke under the servers' prefix; other prefixes see nothing", async () => {
+      const store = ["--agent-store", "redis", "--redis-url", redisUrl, "--redis-prefix", prefix]
+      expect((await run(["agent", "list", ...store])).stdout.trim()).toBe("no agents")
+      await lifecycle(store, AgentAuth.layer().pipe(Layer.provide(RedisAgentStore.layer), Layer.provide(RedisClient.layer({ url: redisUrl, prefix })), Layer.orDie))
+      // everything the commands wrote is under the prefix
+      expect((await keysUnder(prefix)).length).toBeGreaterThan(0)
+      const other = await run(["agent", "list", "--agent-store", "redis", "--redis-url", redisUrl, "--redis-prefix", `${prefix}other:`])
+      expect(other.stdout.trim()).toBe("no agents")
+    }, 4 * CHILD_TEST_TIMEOUT_MS)
+
+    it("BTPS_AGENT_STORE / BTPS_REDIS_URL / BTPS_REDIS_PREFIX select it too; without a URL or with no Redis it is a one-line error", async () => {
+      const viaEnv = await run(["agent", "token", USER, "--json"], { env: { BTPS_AGENT_STORE: "redis", BTPS_REDIS_URL: redisUrl, BTPS_REDIS_PREFIX: prefix } })
+      expect(viaEnv.code).toBe(0)
+      const { token } = JSON.parse(viaEnv.stdout) as { token: string }
+      const onboarded = await Effect.runPromise(
+        Effect.flatMap(AgentAuth.AgentAuth, (a) => a.onboard({ user: USER, authToken: token, key: signers.agent.publicKey })).pipe(
+          Effect.provide(AgentAuth.layer().pipe(Layer.provide(RedisAgentStore.layer), Layer.provide(RedisClient.layer({ url: redisUrl, prefix })), Layer.orDie))
+        )
+      )
+      expect(onboarded.agentId).toMatch(/^btps_ag_/)
+      const noUrl = await run(["agent", "list", "--agent-store", "redis"])
+      expect(noUrl.code).toBe(1)
+      expect(isOneLineError(noUrl.stderr)).toBe(true)
+      expect(noUrl.stderr).toContain("--agent-store redis needs --redis-url")
+      const down = await run(["agent", "list", "--agent-store", "redis", "--redis-url", "redis://127.0.0.1:1", "--redis-prefix", prefix])
+      expect(down.code).toBe(1)
+      expect(isOneLineError(down.stderr)).toBe(true)
+      expect(down.stderr).toContain("cannot connect to Redis")
+      const pgNamed = await run(["agent", "list", "--agent-store", "pg"])
+      expect(pgNamed.stderr).toContain("--agent-store pg needs --pg-url")
     }, 4 * CHILD_TEST_TIMEOUT_MS)
   })
 })
