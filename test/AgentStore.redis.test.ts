@@ -3,36 +3,19 @@
  * conformance cases and the token-lifecycle model of the memory, file and SQL stores, and one token
  * taken by two connections at once.
  */
-import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc, Layer, Option, Runtime, TestContext } from "effect"
-import { Redis } from "ioredis"
-import { afterAll, beforeAll } from "vitest"
 import * as AgentAuth from "../src/AgentAuth.js"
 import { AgentStore as AgentStoreTag } from "../src/AgentStore.js"
 import { TokenStore as TokenStoreTag } from "../src/AuthTokens.js"
 import * as RedisAgentStore from "../src/Redis/AgentStore.js"
 import * as Conformance from "./support/agentStoreConformance.js"
+import { redisFixture } from "./support/redisKeys.js"
 import { lifecycleCommands, runLifecycleModel } from "./support/tokenLifecycle.js"
 
-const run = `btps-test-agents-${randomUUID()}:`
-const prefix = () => `${run}${randomUUID()}:`
-let redis: Redis
-let second: Redis
-beforeAll(async () => {
-  redis = new Redis("redis://127.0.0.1:6379", { lazyConnect: true })
-  second = new Redis("redis://127.0.0.1:6379", { lazyConnect: true })
-  await Promise.all([redis.connect(), second.connect()])
-})
-afterAll(async () => {
-  let cursor = "0"
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${run}*`, "COUNT", 1000)
-    cursor = next
-    if (keys.length > 0) await redis.del(...keys)
-  } while (cursor !== "0")
-  await Promise.all([redis.quit(), second.quit()])
-})
+const { connection, prefix } = redisFixture("agents")
+const redis = connection()
+const second = connection()
 
 describe("Redis agent and token stores", () => {
   for (const [check, runCase] of Object.entries(Conformance.all)) {

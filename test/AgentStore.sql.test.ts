@@ -1,34 +1,19 @@
-import { randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { MysqlClient } from "@effect/sql-mysql2"
-import { PgClient } from "@effect/sql-pg"
-import { expect, it, layer } from "@effect/vitest"
-import { Effect, FastCheck as fc, Layer, Option, Redacted, Runtime, TestContext } from "effect"
+import { expect } from "@effect/vitest"
+import { Effect, FastCheck as fc, Layer, Option, Runtime, TestContext } from "effect"
 import * as AgentAuth from "../src/AgentAuth.js"
 import * as SqlAgentStore from "../src/SqlAgentStore.js"
 import * as Conformance from "./support/agentStoreConformance.js"
-import { unreachable } from "./support/sqlTrustStoreSuite.js"
+import { freshTable, mysqlClient, perDatabase, pgClient } from "./support/sqlDatabases.js"
 import { lifecycleCommands, runLifecycleModel } from "./support/tokenLifecycle.js"
 
 /** Fresh uniquely named tables, dropped with the scope. */
-const freshTables = Effect.gen(function*() {
-  const table = `agt_${randomBytes(4).toString("hex")}`
-  const sql = yield* SqlClient.SqlClient
-  yield* Effect.addFinalizer(() => Effect.orDie(Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_tokens`)}`])))
-  return table
-})
+const freshTables = freshTable("agt", ["_tokens"])
 const fresh = Effect.flatMap(freshTables, (table) =>
   Effect.all({ agents: SqlAgentStore.makeAgentStore({ table }), tokens: SqlAgentStore.makeTokenStore({ table }) }))
 
-const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E>) => {
-  const problem = await unreachable(client)
-  if (problem !== undefined) {
-    it(`${name}: the database is reachable`, () => {
-      throw new Error(`${name}: ${problem}`)
-    })
-    return
-  }
-  layer(client, { excludeTestServices: true })(name, (it) => {
+const suite = <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E>) =>
+  perDatabase(name, client, (it) => {
     for (const [check, run] of Object.entries(Conformance.all)) {
       it.scoped(check, () => Effect.flatMap(fresh, run))
     }
@@ -81,9 +66,6 @@ const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E
         )
       }), 60_000)
   })
-}
 
-const pgUrl = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-const mysqlUrl = process.env.BTPS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test"
-await suite("SqlAgentStore on PostgreSQL", PgClient.layer({ url: Redacted.make(pgUrl) }))
-await suite("SqlAgentStore on MySQL/MariaDB", MysqlClient.layer({ url: Redacted.make(mysqlUrl) }))
+await suite("SqlAgentStore on PostgreSQL", pgClient())
+await suite("SqlAgentStore on MySQL/MariaDB", mysqlClient())

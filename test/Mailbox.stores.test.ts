@@ -1,15 +1,12 @@
 /** The mailbox conformance cases against the memory mailbox, FileInbox and SqlInbox (PostgreSQL, MySQL). */
-import { randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { MysqlClient } from "@effect/sql-mysql2"
-import { PgClient } from "@effect/sql-pg"
-import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, type Layer, Redacted } from "effect"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, type Layer } from "effect"
 import * as FileInbox from "../src/FileInbox.js"
 import * as Mailbox from "../src/Mailbox.js"
 import * as SqlInbox from "../src/SqlInbox.js"
 import * as Conformance from "./support/mailboxConformance.js"
-import { unreachable } from "./support/sqlTrustStoreSuite.js"
+import { freshTable, mysqlClient, perDatabase, pgClient } from "./support/sqlDatabases.js"
 import { tempDir } from "./support/tempDir.js"
 
 describe("memory mailbox", () => {
@@ -22,29 +19,15 @@ describe("FileInbox mailbox", () => {
   }
 })
 
-const freshTable = Effect.gen(function*() {
-  const table = `mbx_${randomBytes(4).toString("hex")}`
-  const sql = yield* SqlClient.SqlClient
-  yield* Effect.addFinalizer(() => Effect.orDie(sql`DROP TABLE IF EXISTS ${sql(table)}`))
-  return table
-})
-
-const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E>) => {
-  const problem = await unreachable(client)
-  if (problem !== undefined) {
-    it(`${name}: the database is reachable`, () => {
-      throw new Error(`${name}: ${problem}`)
-    })
-    return
-  }
-  layer(client, { excludeTestServices: true })(name, (it) => {
+const suite = <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E>) =>
+  perDatabase(name, client, (it) => {
     for (const [check, run] of Object.entries(Conformance.all)) {
-      it.scoped(check, () => Effect.flatMap(freshTable, (table) => Effect.flatMap(Effect.orDie(SqlInbox.makeMailbox({ table })), run)))
+      it.scoped(check, () => Effect.flatMap(freshTable("mbx"), (table) => Effect.flatMap(Effect.orDie(SqlInbox.makeMailbox({ table })), run)))
     }
 
     it.scoped("a table made before the mailbox columns gets them, and its rows their receivers", () =>
       Effect.gen(function*() {
-        const table = yield* freshTable
+        const table = yield* freshTable("mbx")
         const sql = yield* SqlClient.SqlClient
         // the table as the first SqlInbox made it
         yield* sql.onDialectOrElse({
@@ -60,9 +43,6 @@ const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E
         yield* Effect.orDie(SqlInbox.makeMailbox({ table }))
       }))
   })
-}
 
-const pgUrl = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-const mysqlUrl = process.env.BTPS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test"
-await suite("SqlInbox mailbox on PostgreSQL", PgClient.layer({ url: Redacted.make(pgUrl) }))
-await suite("SqlInbox mailbox on MySQL/MariaDB", MysqlClient.layer({ url: Redacted.make(mysqlUrl) }))
+await suite("SqlInbox mailbox on PostgreSQL", pgClient())
+await suite("SqlInbox mailbox on MySQL/MariaDB", mysqlClient())

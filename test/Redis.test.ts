@@ -4,12 +4,10 @@
  * sequences, driven by TestClock), atomic across connections, and "service unavailable" (never an
  * unchecked acceptance) when Redis cannot be reached — through a TCP relay the test cuts.
  */
-import { randomUUID } from "node:crypto"
 import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Exit, FastCheck as fc, Layer, Ref, Schema, TestClock } from "effect"
 import { Redis } from "ioredis"
-import { afterAll, beforeAll } from "vitest"
 import type * as Artifact from "../src/Artifact.js"
 import * as BtpsError from "../src/BtpsError.js"
 import * as Crypto from "../src/Crypto.js"
@@ -27,27 +25,12 @@ import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
 import { eventually } from "./support/eventually.js"
+import { REDIS_URL, redisFixture } from "./support/redisKeys.js"
 import { exchange } from "./support/wireClient.js"
 
-const REDIS_URL = "redis://127.0.0.1:6379"
 /** This file's keys: `<run>:<case>:...`, deleted at the end. */
-const run = `btps-test-redis-${randomUUID()}:`
-const prefix = () => `${run}${randomUUID()}:`
-
-let redis: Redis
-beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { lazyConnect: true })
-  await redis.connect()
-})
-afterAll(async () => {
-  let cursor = "0"
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${run}*`, "COUNT", 1000)
-    cursor = next
-    if (keys.length > 0) await redis.del(...keys)
-  } while (cursor !== "0")
-  await redis.quit()
-})
+const { connection, prefix } = redisFixture("redis")
+const redis = connection()
 
 // --- replay store ----------------------------------------------------------------------------------
 

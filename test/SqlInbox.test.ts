@@ -1,9 +1,6 @@
-import { randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { MysqlClient } from "@effect/sql-mysql2"
-import { PgClient } from "@effect/sql-pg"
-import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Either, Layer, Redacted } from "effect"
+import { describe, expect } from "@effect/vitest"
+import { Context, Effect, Either, Layer } from "effect"
 import type * as Artifact from "../src/Artifact.js"
 import * as Crypto from "../src/Crypto.js"
 import type * as Delivery from "../src/Delivery.js"
@@ -12,7 +9,7 @@ import * as Server from "../src/Server.js"
 import * as SqlInbox from "../src/SqlInbox.js"
 import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as Fixture from "./support/serverFixture.js"
-import { unreachable } from "./support/sqlTrustStoreSuite.js"
+import { freshTable, mysqlClient, perDatabase, pgClient } from "./support/sqlDatabases.js"
 import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
 import * as Pipeline from "../src/Pipeline.js"
@@ -35,21 +32,12 @@ const invoice = (id: string, amount = 1): Record<string, unknown> => {
 
 /** A fresh inbox table, dropped with the scope. */
 const freshInbox = Effect.gen(function*() {
-  const table = `inbox_${randomBytes(4).toString("hex")}`
-  const sql = yield* SqlClient.SqlClient
-  yield* Effect.addFinalizer(() => Effect.orDie(sql`DROP TABLE IF EXISTS ${sql(table)}`))
+  const table = yield* freshTable("inbox")
   return { table, inbox: yield* SqlInbox.make({ table }) }
 })
 
-const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E>) => {
-  const problem = await unreachable(client)
-  if (problem !== undefined) {
-    it(`${name}: the database is reachable`, () => {
-      throw new Error(`${name}: ${problem}`)
-    })
-    return
-  }
-  layer(client, { excludeTestServices: true })(name, (it) => {
+const suite = <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E>) =>
+  perDatabase(name, client, (it) => {
     it.scoped("stores each artifact once, in arrival order, exactly as received; remove forgets it", () =>
       Effect.gen(function*() {
         const { inbox } = yield* freshInbox
@@ -90,9 +78,8 @@ const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E
 
     it.scoped("as the server's delivery: the row is committed before the sender's success answer", () =>
       Effect.gen(function*() {
-        const table = `inbox_${randomBytes(4).toString("hex")}`
+        const table = yield* freshTable("inbox")
         const sql = yield* SqlClient.SqlClient
-        yield* Effect.addFinalizer(() => Effect.orDie(sql`DROP TABLE IF EXISTS ${sql(table)}`))
         const ctx = yield* Layer.build(
           Server.layer(Fixture.options()).pipe(
             Layer.provide(Pipeline.layer()),
@@ -110,12 +97,8 @@ const suite = async <E>(name: string, client: Layer.Layer<SqlClient.SqlClient, E
         expect((yield* inbox.list()).map((e) => e.artifactId)).toEqual(["srv-1"])
       }))
   })
-}
-
-const pgUrl = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-const mysqlUrl = process.env.BTPS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test"
 
 describe("SqlInbox", async () => {
-  await suite("PostgreSQL", PgClient.layer({ url: Redacted.make(pgUrl) }))
-  await suite("MySQL", MysqlClient.layer({ url: Redacted.make(mysqlUrl) }))
+  await suite("PostgreSQL", pgClient())
+  await suite("MySQL", mysqlClient())
 })

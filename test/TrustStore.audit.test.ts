@@ -3,16 +3,15 @@
  * writes one structured info line naming the action, id, parties and new status, never key material.
  * Run against the memory, JSON-file and PostgreSQL stores (all built with `TrustStore.make`).
  */
-import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap, Layer, List, Logger, LogLevel, Redacted } from "effect"
+import { Effect, HashMap, Layer, List, Logger, LogLevel } from "effect"
 import * as JsonTrustStore from "../src/TrustStore/Json.js"
 import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as PgTrustStore from "../src/TrustStore/Pg.js"
 import { TrustStore } from "../src/TrustStore.js"
+import { pgClient, pgUrl, uniqueName } from "./support/sqlDatabases.js"
 import { tempDir } from "./support/tempDir.js"
 import { sample } from "./support/trustRecords.js"
 
@@ -84,9 +83,8 @@ describe("trust changes are audited, one info line each, no key material", () =>
 
   it.scopedLive("PostgreSQL store (a fresh table, dropped afterwards)", () =>
     Effect.gen(function*() {
-      const url = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
-      const table = `audit_${randomBytes(4).toString("hex")}`
-      const client = PgClient.layer({ url: Redacted.make(url) })
+      const table = uniqueName("audit")
+      const client = pgClient()
       yield* Effect.addFinalizer(() =>
         Effect.flatMap(SqlClient.SqlClient, (sql) =>
           Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_migrations`)}`])).pipe(
@@ -94,7 +92,7 @@ describe("trust changes are audited, one info line each, no key material", () =>
             Effect.orDie
           )
       )
-      const store = PgTrustStore.layer({ url, entityName: table, changeFeed: false })
+      const store = PgTrustStore.layer({ url: pgUrl, entityName: table, changeFeed: false })
       const { lines, result } = yield* recording(Effect.provide(scenario, Layer.orDie(store)))
       expectAudit(lines, result.id)
     }))

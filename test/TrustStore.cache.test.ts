@@ -3,39 +3,27 @@
  * once, lookups are coalesced, other processes' writes reach the cache through LISTEN/NOTIFY on
  * PostgreSQL and within the time to live on MySQL.
  */
-import { randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { MysqlClient } from "@effect/sql-mysql2"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Metric, Option, Queue, Redacted, TestClock } from "effect"
+import { Effect, Layer, Metric, Option, Queue, TestClock } from "effect"
 import * as Metrics from "../src/Metrics.js"
-import * as Mysql from "../src/TrustStore/Mysql.js"
-import * as Pg from "../src/TrustStore/Pg.js"
 import * as PgChanges from "../src/TrustStore/PgChanges.js"
 import * as SqlTrustStore from "../src/TrustStore/Sql.js"
 import type { TrustRecord } from "../src/Trust.js"
 import { eventually } from "./support/eventually.js"
+import * as Db from "./support/sqlDatabases.js"
 import { sample } from "./support/trustRecords.js"
 
-const pgUrl = process.env.BTPS_TEST_PG_URL ?? Pg.DEFAULT_URL
-const mysqlUrl = process.env.BTPS_TEST_MYSQL_URL ?? Mysql.DEFAULT_URL
-const pgClient = () => PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "60 seconds" })
-const mysqlClient = () => MysqlClient.layer({ url: Redacted.make(mysqlUrl) })
+const pgClient = () => Db.pgClient({ connectTimeout: "60 seconds" })
+const mysqlClient = Db.mysqlClient
 
 const counter = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)
 const queries = counter(Metrics.trustLookupQueriesTotal)
 const hits = counter(Metrics.trustCacheTotal.pipe(Metric.tagged("result", "hit")))
 
-/** A unique table, dropped when the scope closes. */
-const freshTable = Effect.gen(function*() {
-  const table = `bt_cache_${randomBytes(4).toString("hex")}`
-  yield* Effect.addFinalizer(() =>
-    Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_migrations`)}`])).pipe(Effect.orDie)
-  )
-  return table
-})
+/** A unique table (and the store's migrations table), dropped when the scope closes. */
+const freshTable = Db.freshTable("bt_cache", ["_migrations"])
 
 const revoked = (record: Option.Option<TrustRecord>) => Option.map(record, (r) => r.status)
 

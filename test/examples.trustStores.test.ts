@@ -1,27 +1,19 @@
-import { MysqlClient } from "@effect/sql-mysql2"
-import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Redacted } from "effect"
-import * as MysqlTrustStore from "../src/TrustStore/Mysql.js"
-import * as PgTrustStore from "../src/TrustStore/Pg.js"
 import { CHILD_TEST_TIMEOUT_MS, runTsx } from "./support/childProcess.js"
-import { unreachable } from "./support/sqlTrustStoreSuite.js"
-
-const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
-const mysqlUrl = process.env.BTPS_TEST_MYSQL_URL ?? MysqlTrustStore.DEFAULT_URL
+import { mysqlClient, mysqlUrl, pgClient, pgUrl, unreachable } from "./support/sqlDatabases.js"
 
 const examples = [
   {
     script: "examples/postgres-trust-store.ts",
     env: { BTPS_PG_URL: pgUrl },
     banner: /^PostgreSQL at \S+, table example_trust_\w+$/,
-    problem: await unreachable(PgClient.layer({ url: Redacted.make(pgUrl) }))
+    problem: await unreachable(pgClient())
   },
   {
     script: "examples/mysql-trust-store.ts",
     env: { BTPS_MYSQL_URL: mysqlUrl },
     banner: /^MySQL at \S+, table example_trust_\w+$/,
-    problem: await unreachable(MysqlClient.layer({ url: Redacted.make(mysqlUrl) }))
+    problem: await unreachable(mysqlClient())
   }
 ]
 

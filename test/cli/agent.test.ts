@@ -8,8 +8,7 @@ import { randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Either, Layer, Redacted } from "effect"
+import { Effect, Either, Layer } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as AgentAuth from "../../src/AgentAuth.js"
@@ -20,7 +19,7 @@ import * as RedisClient from "../../src/Redis/Client.js"
 import * as SqlAgentStore from "../../src/SqlAgentStore.js"
 import { signers } from "../support/agentVectors.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
-import { unreachable } from "../support/sqlTrustStoreSuite.js"
+import { pgClient, pgUrl, unreachable } from "../support/sqlDatabases.js"
 import { isOneLineError, makeDir, removeDir, run } from "./btps.js"
 
 const USER = "alice$vendor.test"
@@ -99,8 +98,7 @@ describe("btps agent", () => {
   }, CHILD_TEST_TIMEOUT_MS)
 
   describe("PostgreSQL", async () => {
-    const pgUrl = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-    const client = PgClient.layer({ url: Redacted.make(pgUrl) })
+    const client = pgClient()
     const problem = await unreachable(client)
     const table = `cli_agt_${randomBytes(4).toString("hex")}`
     const exists = (name: string) =>

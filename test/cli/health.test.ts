@@ -5,14 +5,13 @@
  */
 import { randomUUID } from "node:crypto"
 import * as path from "node:path"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Redacted } from "effect"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import type * as DnsServer from "../support/dnsServer.js"
 import { eventuallyPromise } from "../support/eventually.js"
 import * as Fixture from "../support/serverFixture.js"
+import { pgQuery, pgUrl } from "../support/sqlDatabases.js"
 import { exchange } from "../support/wireClient.js"
 import { removeDir, type Running, serveWorld, start } from "./btps.js"
 
@@ -25,10 +24,7 @@ const get = async (url: string): Promise<{ readonly status: number; readonly bod
 }
 
 describe("btps serve: health and readiness", () => {
-  const url = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
   const table = `cli_health_${randomUUID().slice(0, 8)}`
-  const sql = (query: (client: SqlClient.SqlClient) => Effect.Effect<unknown, unknown>) =>
-    Effect.runPromise(Effect.flatMap(SqlClient.SqlClient, query).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url) })), Effect.scoped))
   let dir: string
   let dns: DnsServer.DnsServer
   let server: Running | undefined
@@ -38,7 +34,7 @@ describe("btps serve: health and readiness", () => {
   })
   afterAll(async () => {
     server?.kill()
-    await sql((client) =>
+    await pgQuery((client) =>
       Effect.all([
         client`DROP TABLE IF EXISTS ${client(`${table}_away`)}`,
         client`DROP TABLE IF EXISTS ${client(table)}`,
@@ -50,7 +46,7 @@ describe("btps serve: health and readiness", () => {
 
   it("/healthz 200 throughout; /readyz 503 while the trust store's table is gone, 200 before and after; process metrics are numbers", async () => {
     server = start([
-      "serve", "--host", "127.0.0.1", "--port", "0", "--pg-url", url, "--entity-name", table, "--dns-server", dns.address,
+      "serve", "--host", "127.0.0.1", "--port", "0", "--pg-url", pgUrl, "--entity-name", table, "--dns-server", dns.address,
       "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem"), "--metrics-port", "0"
     ])
     const port = Number((await server.waitForLine(LISTENING))[1])
@@ -58,7 +54,7 @@ describe("btps serve: health and readiness", () => {
     expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: "ok\n" })
     expect(await get(`${base}/readyz`)).toEqual({ status: 200, body: "ready\n" })
 
-    await sql((client) => client`ALTER TABLE ${client(table)} RENAME TO ${client(`${table}_away`)}`)
+    await pgQuery((client) => client`ALTER TABLE ${client(table)} RENAME TO ${client(`${table}_away`)}`)
     await eventuallyPromise("/readyz answers 503", async () => (await get(`${base}/readyz`)).status === 503, CHILD_DEADLINE_MS)
     expect((await get(`${base}/readyz`)).body).toMatch(/^not ready: trust store unreachable: /)
     expect((await get(`${base}/healthz`)).status).toBe(200)
@@ -68,7 +64,7 @@ describe("btps serve: health and readiness", () => {
     }
     expect(answer.status.ok).toBe(false)
 
-    await sql((client) => client`ALTER TABLE ${client(`${table}_away`)} RENAME TO ${client(table)}`)
+    await pgQuery((client) => client`ALTER TABLE ${client(`${table}_away`)} RENAME TO ${client(table)}`)
     await eventuallyPromise("/readyz answers 200 again", async () => (await get(`${base}/readyz`)).status === 200, CHILD_DEADLINE_MS)
 
     const metrics = (await get(`${base}/metrics`)).body

@@ -7,12 +7,11 @@ import * as fs from "node:fs/promises"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as path from "node:path"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Redacted } from "effect"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
+import { pgQuery, pgUrl } from "../support/sqlDatabases.js"
 import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
 import { isOneLineError, removeDir, run, type Running, start, serveWorld } from "./btps.js"
@@ -171,25 +170,22 @@ describe.concurrent("btps serve", () => {
   }, CHILD_TEST_TIMEOUT_MS)
 
   it("--sql-inbox with a PostgreSQL trust store: the artifact is a committed row when the answer arrives", async () => {
-    const url = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
     const suffix = randomUUID().slice(0, 8)
     const trustTable = `cli_trust_${suffix}`
     const inboxTable = `cli_inbox_${suffix}`
-    const sql = (query: (client: SqlClient.SqlClient) => Effect.Effect<unknown, unknown>) =>
-      Effect.runPromise(Effect.flatMap(SqlClient.SqlClient, query).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url) })), Effect.scoped))
     try {
-      const running = start(["serve", "--host", "127.0.0.1", "--port", "0", "--pg-url", url, "--entity-name", trustTable, "--sql-inbox", inboxTable, "--dns-server", dns.address, ...tls])
+      const running = start(["serve", "--host", "127.0.0.1", "--port", "0", "--pg-url", pgUrl, "--entity-name", trustTable, "--sql-inbox", inboxTable, "--dns-server", dns.address, ...tls])
       children.push(running)
       const port = Number((await running.waitForLine(LISTENING))[1])
       // a trust request from a sender with no record is admitted and delivered
       const request = V.serverCases.find((c) => c.name === "trust_request_new_sender")!
       const answer = await send(port, (request.wire as string).trimEnd())
       expect(answer.status.ok).toBe(true)
-      const rows = (await sql((client) => client`SELECT artifact_id, sender_id, type FROM ${client(inboxTable)}`)) as ReadonlyArray<Record<string, string>>
+      const rows = (await pgQuery((client) => client`SELECT artifact_id, sender_id, type FROM ${client(inboxTable)}`)) as ReadonlyArray<Record<string, string>>
       expect(rows).toEqual([{ artifact_id: answer.reqId, sender_id: "sales$rogue.test", type: "TRUST_REQ" }])
       running.kill()
     } finally {
-      await sql((client) =>
+      await pgQuery((client) =>
         Effect.all([
           client`DROP TABLE IF EXISTS ${client(inboxTable)}`,
           client`DROP TABLE IF EXISTS ${client(trustTable)}`,

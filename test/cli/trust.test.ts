@@ -6,14 +6,13 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Crypto from "../../src/Crypto.js"
 import { computeTrustId } from "../../src/Trust.js"
 import * as PgTrustStore from "../../src/TrustStore/Pg.js"
 import { TrustStore } from "../../src/TrustStore.js"
-import { unreachable } from "../support/sqlTrustStoreSuite.js"
+import * as Db from "../support/sqlDatabases.js"
 import * as V from "../support/vectors.js"
 import { isOneLineError, makeDir, removeDir, run } from "./btps.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
@@ -133,8 +132,8 @@ describe.concurrent("btps trust", () => {
     await expect(fs.stat(file)).rejects.toMatchObject({ code: "ENOENT" })
   }, CHILD_TEST_TIMEOUT_MS)
 
-  const pgUrl = process.env.BTPS_TEST_PG_URL ?? PgTrustStore.DEFAULT_URL
-  const pgClient = PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "60 seconds" })
+  const pgUrl = Db.pgUrl
+  const pgClient = Db.pgClient({ connectTimeout: "60 seconds" })
 
   const tableExists = (name: string) =>
     Effect.runPromise(
@@ -145,7 +144,7 @@ describe.concurrent("btps trust", () => {
     )
 
   it("list is read-only (issue 12, finding 7): on a missing PostgreSQL table a clear error, and no table or file is created", async (ctx) => {
-    const problem = await unreachable(pgClient)
+    const problem = await Db.unreachable(pgClient)
     if (problem !== undefined) {
       if (process.env.CI === "true") throw new Error(`PostgreSQL unreachable: ${problem}`)
       return ctx.skip()
@@ -174,7 +173,7 @@ describe.concurrent("btps trust", () => {
   }, CHILD_TEST_TIMEOUT_MS)
 
   it("add, decide and remove round-trip on PostgreSQL (a fresh table, dropped afterwards)", async (ctx) => {
-    const problem = await unreachable(pgClient)
+    const problem = await Db.unreachable(pgClient)
     if (problem !== undefined) {
       if (process.env.CI === "true") throw new Error(`PostgreSQL unreachable: ${problem}`)
       return ctx.skip()

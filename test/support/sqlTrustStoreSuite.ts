@@ -4,26 +4,16 @@
  *
  * An unreachable database fails the suite (in CI and locally alike) with a message saying how to fix it.
  */
-import { randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { describe, expect, it as vitestIt, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { describe, expect } from "@effect/vitest"
+import { Effect, type Layer, Option } from "effect"
 import * as SqlTrustStore from "../../src/TrustStore/Sql.js"
 import type { TrustStoreShape } from "../../src/TrustStore.js"
+import { perDatabase, uniqueName } from "./sqlDatabases.js"
 import { identity, sample } from "./trustRecords.js"
 import { type Harness, trustStoreConformance } from "./trustStoreConformance.js"
 
-/** `undefined` when a trivial query answers within 5 s, else why not. */
-export const unreachable = <E>(client: Layer.Layer<SqlClient.SqlClient, E>): Promise<string | undefined> =>
-  Effect.runPromise(
-    Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1`).pipe(
-      Effect.provide(client),
-      Effect.timeout("5 seconds"),
-      Effect.match({ onFailure: (e) => (e instanceof Error ? e.message : String(e)), onSuccess: () => undefined })
-    )
-  )
-
-const uniquePrefix = () => `bt_${randomBytes(4).toString("hex")}`
+const uniquePrefix = () => uniqueName("bt")
 
 /** Drop the tables a store made (its table and its migrations table). */
 const dropStoreTables = (table: string) =>
@@ -55,24 +45,13 @@ const freshStore = (entityName = uniquePrefix()) =>
     return yield* SqlTrustStore.make({ entityName })
   })
 
-export const sqlTrustStoreSuite = async <E>(
+export const sqlTrustStoreSuite = <E>(
   name: string,
   url: string,
   client: Layer.Layer<SqlClient.SqlClient, E>
-): Promise<void> => {
-  const problem = await unreachable(client)
-  if (problem !== undefined) {
-    const shown = new URL(url)
-    if (shown.password !== "") shown.password = "***"
-    const message = `${name}: database unreachable at ${shown.href} (${problem}); start it or point ${name === "PgTrustStore" ? "BTPS_TEST_PG_URL" : "BTPS_TEST_MYSQL_URL"} at one`
-    // the SQL stores are part of what the suite proves: an unreachable database is a failure, never a skip
-    vitestIt(`${name}: the database is reachable`, () => {
-      throw new Error(message)
-    })
-    return
-  }
-
-  layer(client, { excludeTestServices: true })(name, (it) => {
+): Promise<void> =>
+  // the SQL stores are part of what the suite proves: an unreachable database is a failure, never a skip
+  perDatabase(name, client, (it) => {
     describe("conformance", () => trustStoreConformance(it, harness))
 
     it.scoped("a malicious or invalid entityName is refused before any SQL runs", () =>
@@ -181,5 +160,8 @@ export const sqlTrustStoreSuite = async <E>(
         expect(error).toMatchObject({ reason: "Corrupt" })
         expect(error.message).toContain(table)
       }))
+  }, (problem) => {
+    const shown = new URL(url)
+    if (shown.password !== "") shown.password = "***"
+    return `${name}: database unreachable at ${shown.href} (${problem}); start it or point ${name === "PgTrustStore" ? "BTPS_TEST_PG_URL" : "BTPS_TEST_MYSQL_URL"} at one`
   })
-}
