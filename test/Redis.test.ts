@@ -26,6 +26,7 @@ import * as Fixture from "./support/serverFixture.js"
 import * as V from "./support/vectors.js"
 import { eventually } from "./support/eventually.js"
 import { REDIS_URL, redisFixture } from "./support/redisKeys.js"
+import { arrival, maxAgeMs, maxSkewMs, op } from "./support/replayOps.js"
 import { exchange } from "./support/wireClient.js"
 
 /** This file's keys: `<run>:<case>:...`, deleted at the end. */
@@ -33,29 +34,6 @@ const { connection, prefix } = redisFixture("redis")
 const redis = connection()
 
 // --- replay store ----------------------------------------------------------------------------------
-
-type Op =
-  | { readonly _tag: "arrive"; readonly id: number; readonly ageMs: number }
-  | { readonly _tag: "deliver"; readonly pick: number }
-  | { readonly _tag: "fail"; readonly pick: number }
-  | { readonly _tag: "advance"; readonly ms: number }
-const maxAgeMs = 10_000
-const maxSkewMs = 1_000
-const op: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ _tag: fc.constant("arrive" as const), id: fc.nat(4), ageMs: fc.integer({ min: -2_000, max: 12_000 }) }),
-  fc.record({ _tag: fc.constant("deliver" as const), pick: fc.nat() }),
-  fc.record({ _tag: fc.constant("fail" as const), pick: fc.nat() }),
-  fc.record({ _tag: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 6_000 }) })
-)
-
-const contextOf = (id: number, issuedAt: string): Middleware.RequestContext => ({
-  remoteAddress: "x",
-  receivedAt: new Date(),
-  line: "",
-  lineNumber: 1,
-  state: new Map(),
-  decoded: { kind: "transporter", artifact: { id: `id-${id}`, from: "a$b.test", issuedAt }, raw: {} } as unknown as Middleware.RequestContext["decoded"] & object
-})
 
 const outcome = (result: Either.Either<Middleware.Decision, BtpsError.BtpsError>) => Either.isLeft(result) ? result.left._tag : result.right._tag
 
@@ -71,8 +49,8 @@ describe("Redis replay store", () => {
           yield* TestClock.adjust(`${o.ms} millis`)
         } else if (o._tag === "arrive") {
           const issuedAt = new Date((yield* TestClock.currentTimeMillis) - o.ageMs).toISOString()
-          const memory = contextOf(o.id, issuedAt)
-          const viaRedis = contextOf(o.id, issuedAt)
+          const memory = arrival(o.id, issuedAt)
+          const viaRedis = arrival(o.id, issuedAt)
           const expected = outcome(yield* Effect.either(mCheck!.handle(memory)))
           expect(outcome(yield* Effect.either(rCheck!.handle(viaRedis)))).toBe(expected)
           if (expected === "Continue") pending.push({ memory, redis: viaRedis })

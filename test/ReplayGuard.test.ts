@@ -10,6 +10,7 @@ import * as ReplayGuard from "../src/ReplayGuard.js"
 import * as Server from "../src/Server.js"
 import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as Fixture from "./support/serverFixture.js"
+import { arrival, maxAgeMs, maxSkewMs, op } from "./support/replayOps.js"
 import * as V from "./support/vectors.js"
 import { exchange } from "./support/wireClient.js"
 import * as Pipeline from "../src/Pipeline.js"
@@ -147,20 +148,6 @@ describe("ReplayGuard", () => {
 })
 
 describe("ReplayGuard as a state machine (property)", () => {
-  type Op =
-    | { readonly _tag: "arrive"; readonly id: number; readonly ageMs: number }
-    | { readonly _tag: "deliver"; readonly pick: number }
-    | { readonly _tag: "fail"; readonly pick: number }
-    | { readonly _tag: "advance"; readonly ms: number }
-  const maxAgeMs = 10_000
-  const maxSkewMs = 1_000
-  const op: fc.Arbitrary<Op> = fc.oneof(
-    fc.record({ _tag: fc.constant("arrive" as const), id: fc.nat(4), ageMs: fc.integer({ min: -2_000, max: 12_000 }) }),
-    fc.record({ _tag: fc.constant("deliver" as const), pick: fc.nat() }),
-    fc.record({ _tag: fc.constant("fail" as const), pick: fc.nat() }),
-    fc.record({ _tag: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 6_000 }) })
-  )
-
   it.effect.prop("any sequence of arrivals, deliveries, failures and time behaves like the model", [fc.array(op, { maxLength: 40 })], ([ops]) =>
     Effect.gen(function*() {
       const [check, remember, release] = yield* ReplayGuard.middleware({ maxAgeMs, maxSkewMs })
@@ -175,18 +162,7 @@ describe("ReplayGuard as a state machine (property)", () => {
           yield* TestClock.adjust(`${o.ms} millis`)
         } else if (o._tag === "arrive") {
           const issuedAt = new Date(now - o.ageMs).toISOString()
-          const ctx: Middleware.RequestContext = {
-            remoteAddress: "x",
-            receivedAt: new Date(now),
-            line: "",
-            lineNumber: 1,
-            state: new Map(),
-            decoded: {
-              kind: "transporter",
-              artifact: { id: `id-${o.id}`, from: "a$b.test", issuedAt },
-              raw: {}
-            } as unknown as Middleware.RequestContext["decoded"] & object
-          }
+          const ctx = arrival(o.id, issuedAt, new Date(now))
           const got = yield* Effect.either(check!.handle(ctx))
           const stale = o.ageMs > maxAgeMs || o.ageMs < -maxSkewMs
           const known = delivered.get(o.id)
