@@ -64,6 +64,8 @@ export interface ListOptions {
   readonly status?: Status
   /** At most this many (default 100), ordered by enqueue time then id. */
   readonly limit?: number
+  /** Only items after this one in that order (keyset paging: pass the last item of the previous page). */
+  readonly after?: { readonly enqueuedAt: number; readonly id: string }
 }
 
 /**

@@ -85,6 +85,43 @@ for (const [name, withBackend] of backends) {
           expect(Option.getOrThrow(yield* outbox.get("oc-1")).status).toBe("pending")
         })))
 
+    it.live("list pages with `after` (enqueue time, then id): every item once and in order, ties on time included, with or without a status", () =>
+      withBackend((backend) =>
+        Effect.gen(function*() {
+          const base = Date.now()
+          // three items share each enqueue time: the id breaks the tie
+          const ids = Array.from({ length: 11 }, (_, i) => `op-${String.fromCharCode(97 + ((i * 7) % 11))}`)
+          for (const [i, id] of ids.entries()) {
+            const at = base + Math.floor(i / 3)
+            yield* backend.insert({ id, to: "billing$vendor.test", artifact: artifact(id), status: "pending", attempts: 0, enqueuedAt: at, nextAttemptAt: at, lastError: null, deliveredAt: null })
+          }
+          const now = Date.now() + 10
+          const claimed = yield* backend.claim({ now, limit: 4, until: now + 60_000, owner: "w" })
+          for (const item of claimed) yield* backend.settle(item.id, "w", { status: "delivered", at: now })
+          const pages = (options: Outbox.ListOptions) =>
+            Effect.gen(function*() {
+              const seen: Array<string> = []
+              let after: Outbox.ListOptions["after"]
+              while (true) {
+                const page = yield* backend.list({ ...options, limit: 3, ...(after === undefined ? {} : { after }) })
+                seen.push(...page.map((i) => i.id))
+                if (page.length < 3) return seen
+                after = { enqueuedAt: page[2]!.enqueuedAt, id: page[2]!.id }
+              }
+            })
+          const expected = (status?: Outbox.Status) =>
+            Effect.map(backend.list({ limit: 100, ...(status === undefined ? {} : { status }) }), (all) => all.map((i) => i.id))
+          const all = yield* expected()
+          expect(all.length).toBe(11)
+          // the full listing is in (enqueue time, id) order
+          const order = ids.map((id, i) => [Math.floor(i / 3), id] as const).sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1)).map(([, id]) => id)
+          expect(all).toEqual(order)
+          expect(yield* pages({})).toEqual(all)
+          expect(yield* pages({ status: "pending" })).toEqual(yield* expected("pending"))
+          expect((yield* pages({ status: "delivered" })).length).toBe(4)
+          expect(yield* backend.list({ after: { enqueuedAt: base + 100, id: "" } })).toEqual([])
+        })))
+
     it.live("queues once per artifact, refuses another artifact under a queued id, claims disjointly, settles, retries and purges", () =>
       withBackend((backend) =>
         Effect.gen(function*() {

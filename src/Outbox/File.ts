@@ -109,7 +109,9 @@ export const makeBackend = (dir: string): Effect.Effect<Backend, OutboxFailure> 
       list: (options = {}) =>
         io("list items", async () => {
           const all = (await Promise.all((options.status === undefined ? STATUSES : [options.status]).map(readAll))).flat()
-          return all.sort(order).slice(0, Math.max(1, options.limit ?? 100)).map(strip)
+          const after = options.after
+          const rest = after === undefined ? all : all.filter((i) => order(i, { ...i, enqueuedAt: after.enqueuedAt, id: after.id }) > 0)
+          return rest.sort(order).slice(0, Math.max(1, options.limit ?? 100)).map(strip)
         }),
       retry: (now, ids) =>
         locked("retry items", async () => {

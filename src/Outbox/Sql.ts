@@ -164,12 +164,13 @@ export const makeBackend = (options: Options = {}): Effect.Effect<Backend, Outbo
       },
       list: (listOptions = {}) => {
         const limit = Math.max(1, listOptions.limit ?? 100)
-        return rows(
-          listOptions.status === undefined
-            ? sql`SELECT ${columns} FROM ${t} ORDER BY enqueued_at, id LIMIT ${limit}`
-            : sql`SELECT ${columns} FROM ${t} WHERE status = ${listOptions.status} ORDER BY enqueued_at, id LIMIT ${limit}`,
-          "read"
-        )
+        const { after, status } = listOptions
+        const conditions = [
+          ...(status === undefined ? [] : [sql`status = ${status}`]),
+          // ids compare bytewise on both databases (COLLATE "C" / utf8mb4_bin), as the file backend compares them
+          ...(after === undefined ? [] : [sql`(enqueued_at > ${after.enqueuedAt} OR (enqueued_at = ${after.enqueuedAt} AND id > ${after.id}))`])
+        ]
+        return rows(sql`SELECT ${columns} FROM ${t} WHERE ${sql.and(conditions)} ORDER BY enqueued_at, id LIMIT ${limit}`, "read")
       },
       retry: (now, ids) =>
         Effect.map(
