@@ -1,6 +1,6 @@
 /**
  * `npm run bench:pipeline`: CPU per line of `Pipeline.process` against the floor's per-line work
- * (bench/floor.mjs `handle`, repeated here), in one process, no sockets: the same encrypted invoices,
+ * (bench/floorWork.mjs, what bench/floor.mjs serves), in one process, no sockets: the same encrypted invoices,
  * interleaved rounds, the best round of each reported. Without TLS and the load generator it is far less
  * sensitive to a busy machine than `npm run bench`, so it is the quick check of a hot-path change (and what
  * `--cpu-prof` on this script profiles). The pipeline runs as `btps serve` builds it by default: JSON trust
@@ -8,7 +8,6 @@
  *
  *   npm run bench:pipeline [-- --lines 4000 --rounds 8]
  */
-import * as crypto from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -21,7 +20,8 @@ import * as Pipeline from "../src/Pipeline.js"
 import * as JsonTrustStore from "../src/TrustStore/Json.js"
 import * as Fixture from "../test/support/serverFixture.js"
 import * as V from "../test/support/vectors.js"
-import { invoices } from "./traffic.js"
+import { makeHandler } from "./floorWork.mjs"
+import { floorWork, invoices } from "./traffic.js"
 
 const argv = process.argv.slice(2)
 const value = (name: string, fallback: number) => {
@@ -46,22 +46,8 @@ const pipeline = await Effect.runPromise(
   ).pipe(Effect.map((c) => Context.get(c, Pipeline.Pipeline)))
 )
 
-// the floor's per-line work (bench/floor.mjs), with its key and trust map
-const sender = V.keys.trustedSender!
-const der = Buffer.from(sender.publicKeyBase64, "base64")
-const key = { keyObject: crypto.createPublicKey({ key: der, format: "der", type: "spki" }), fingerprint: crypto.createHash("sha256").update(der).digest("base64") }
-const trust = new Map<string, { readonly status: string }>()
-for (const r of V.ids.trustStoreRecords.records as ReadonlyArray<{ senderId: string; receiverId: string; status: string }>) trust.set(`${r.senderId}:${r.receiverId}`.toLowerCase(), r)
-const answer = (ok: boolean, code: number, message: string, reqId?: string) =>
-  JSON.stringify({ version: "1.0.0", status: { ok, message, code }, id: crypto.randomUUID(), issuedAt: new Date().toISOString(), ...(reqId === undefined ? {} : { reqId }), type: ok ? "btps_response" : "btps_error" }) + "\n"
-const floor = (line: string): string => {
-  const a = JSON.parse(line) as Record<string, unknown> & { signature: { fingerprint: string; value: string } }
-  const { signature, ...unsigned } = a
-  if (signature.fingerprint !== key.fingerprint) return answer(false, 401, "fingerprint mis-match")
-  const ok = crypto.verify("sha256", Buffer.from(JSON.stringify(unsigned), "utf8"), key.keyObject, Buffer.from(signature.value, "base64"))
-  if (!ok || trust.get(`${a.from}:${a.to}`.toLowerCase())?.status !== "accepted") return answer(false, 403, "refused", a.id as string)
-  return answer(true, 200, "success", a.id as string)
-}
+// the floor's per-line work, with the same key and trust records
+const floor = makeHandler(floorWork())
 
 let fibers = 0
 const ours = async (line: string, lineNumber: number): Promise<string> => {

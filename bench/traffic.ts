@@ -12,6 +12,7 @@ import * as TestCertificates from "../src/TestCertificates.js"
 import * as DnsServer from "../test/support/dnsServer.js"
 import * as Fixture from "../test/support/serverFixture.js"
 import * as V from "../test/support/vectors.js"
+import type { FloorWork } from "./floorWork.mjs"
 
 export interface World {
   readonly dir: string
@@ -27,6 +28,15 @@ export interface World {
 const here = path.dirname(new URL(import.meta.url).pathname)
 const repoRoot = path.resolve(here, "..")
 
+/** The floor's keys and trust records: the trusted sender's key and the vectors' records, as `btps serve` gets them. */
+export const floorWork = (): FloorWork => {
+  const sender = V.keys.trustedSender!
+  return {
+    keys: { [`${sender.selector}:${sender.identity}`]: sender.publicKeyBase64 },
+    trust: V.ids.trustStoreRecords.records as FloorWork["trust"]
+  }
+}
+
 export const makeWorld = async (): Promise<World> => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "btps-bench-"))
   const certificate = Effect.runSync(TestCertificates.generate())
@@ -36,7 +46,6 @@ export const makeWorld = async (): Promise<World> => {
     return p
   }
   const dns = await DnsServer.start(Fixture.zone())
-  const sender = V.keys.trustedSender!
   return {
     dir,
     cert: certificate.cert,
@@ -45,12 +54,7 @@ export const makeWorld = async (): Promise<World> => {
     trustFile: file("trust.json", JSON.stringify(V.ids.trustStoreRecords.records)),
     floorConfig: file(
       "floor.json",
-      JSON.stringify({
-        cert: certificate.cert,
-        key: certificate.key,
-        keys: { [`${sender.selector}:${sender.identity}`]: sender.publicKeyBase64 },
-        trust: V.ids.trustStoreRecords.records
-      })
+      JSON.stringify({ cert: certificate.cert, key: certificate.key, ...floorWork() })
     ),
     dns: dns.address,
     close: async () => {
