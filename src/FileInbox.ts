@@ -22,9 +22,10 @@
  * The directory must be on a file system with hard links (any local Linux or macOS file system).
  *
  * The same directory is also a {@link makeMailbox mailbox} for agents (`inbox.fetch|seen|delete`,
- * drafts and trash); its state lives in dot-directories next to the artifacts: `.seen/<file>` (when an
- * inbox file was seen), `.trash/<user>/` and `.draft/<user>/` (`<user>` = 32 hex digits of the SHA-256 of
- * the lower-cased identity).
+ * drafts and trash); its state lives in dot-directories next to the artifacts: `.by-user/<user>/` (a
+ * hard link to each delivered file, by its `to`, so a user's queries read only that user's files),
+ * `.seen/<file>` (when an inbox file was seen), `.trash/<user>/` and `.draft/<user>/` (`<user>` = 32
+ * hex digits of the SHA-256 of the lower-cased identity).
  *
  * @since 0.1.0
  */
@@ -114,6 +115,40 @@ const place = async (dir: string, temp: string, stem: string, data: Buffer): Pro
   throw new Error(`${MAX_VERSIONS} different artifacts already stored under ${fileName(stem, 1)}`)
 }
 
+const userDir = (user: string): string => createHash("sha256").update(user.toLowerCase(), "utf8").digest("hex").slice(0, 32)
+
+/** The per-user index under the inbox: a hard link to each file, in the directory of its `to`. */
+const INDEX = ".by-user"
+const indexDir = (root: string, user: string) => path.join(root, INDEX, userDir(user))
+
+/**
+ * Link the stored `file` into its receiver's index, durably (idempotent: a retried delivery heals an
+ * index link a crash left out).
+ */
+const addToIndex = async (root: string, file: string, to: unknown): Promise<void> => {
+  if (typeof to !== "string" || to.length === 0) return
+  const dir = indexDir(root, to)
+  const created = await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+  if (created !== undefined) {
+    await syncDirectory(path.join(root, INDEX))
+    await syncDirectory(root)
+  }
+  try {
+    await fs.link(file, path.join(dir, path.basename(file)))
+  } catch (cause) {
+    if (errorCode(cause) !== "EEXIST") throw cause
+  }
+  await syncDirectory(dir)
+}
+
+/** Deliver `data` (an artifact addressed to `to`) under `id` in `root`, then index it. */
+const deliverIndexed = (root: string, id: string, to: unknown, data: string): Effect.Effect<Written, DeliveryFailed> =>
+  Effect.flatMap(write(root, id, data), (written) =>
+    Effect.tryPromise({
+      try: () => addToIndex(root, written.file, to),
+      catch: (cause) => new DeliveryFailed({ detail: `cannot index artifact ${id} in ${root}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+    }).pipe(Effect.as(written)))
+
 /**
  * Store `data` under the artifact id `id` in `dir` (which must exist), durably.
  *
@@ -154,7 +189,7 @@ export const make = (dir: string): Effect.Effect<DeliveryShape, FileInboxError> 
     })
     return {
       deliver: (incoming) =>
-        write(resolved, incoming.artifact.id, content(incoming)).pipe(
+        deliverIndexed(resolved, incoming.artifact.id, incoming.artifact.to, content(incoming)).pipe(
           Effect.tap((written) =>
             Effect.logDebug(written.outcome === "created" ? "artifact stored" : "artifact already stored").pipe(
               Effect.annotateLogs({ file: written.file, reqId: incoming.artifact.id })
@@ -174,8 +209,6 @@ export const make = (dir: string): Effect.Effect<DeliveryShape, FileInboxError> 
 export const layer = (dir: string): Layer.Layer<Delivery, FileInboxError> => Layer.effect(Delivery, make(dir))
 
 // --- the mailbox over the same directory -------------------------------------------------------------
-
-const userDir = (user: string): string => createHash("sha256").update(user.toLowerCase(), "utf8").digest("hex").slice(0, 32)
 
 /** A stored file and what it holds. */
 interface Stored {
@@ -216,17 +249,40 @@ const replaceFile = async (file: string, data: string): Promise<void> => {
   }
 }
 
+/** Marks an index built over every file of the directory. */
+const BUILT = ".built"
+
+/** Index the files delivered before the index existed (once per directory). */
+const buildIndex = (root: string): Effect.Effect<void, FileInboxError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const marker = path.join(root, INDEX, BUILT)
+      if (await fs.access(marker).then(() => true, () => false)) return
+      for (const name of await listJson(root)) {
+        const file = path.join(root, name)
+        const artifact = await readJson(file).catch(() => undefined)
+        if (artifact !== undefined) await addToIndex(root, file, artifact.to)
+      }
+      await fs.mkdir(path.join(root, INDEX), { recursive: true, mode: 0o700 })
+      await fs.writeFile(marker, "", { mode: FILE_MODE })
+      await syncDirectory(path.join(root, INDEX))
+    },
+    catch: (cause) => new FileInboxError({ message: `cannot index inbox ${root}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+  })
+
 /**
  * The inbox directory as the agents' mailbox (`Mailbox.handlers`): a user's inbox is the artifacts
- * whose `to` is the user; queries read the box's files and apply `Mailbox.runQuery` (the semantics
- * every mailbox shares), so a fetch reads every file of the directory: for large inboxes use
- * `SqlInbox`. `inbox.delete` moves the file to the user's trash. Delivered artifacts are never
- * replaced: two with the same id are both listed.
+ * whose `to` is the user, found through the `.by-user/<user>/` index; queries read that user's files
+ * only and apply `Mailbox.runQuery` (the semantics every mailbox shares), so a fetch costs one read
+ * per item of the user's box, whatever else the directory holds: for very large inboxes use
+ * `SqlInbox`. A directory delivered into before the index existed is indexed once, when the mailbox
+ * is first opened over it. `inbox.delete` moves the file to the user's trash. Delivered artifacts are
+ * never replaced: two with the same id are both listed.
  *
  * @since 0.1.0
  */
 export const makeMailbox = (dir: string): Effect.Effect<MailboxStoreShape & DeliveryShape, FileInboxError> =>
-  Effect.map(make(dir), (delivery) => {
+  Effect.map(Effect.tap(make(dir), () => buildIndex(path.resolve(dir))), (delivery) => {
     const root = path.resolve(dir)
     const boxDir = (user: string, box: Box) => (box === "inbox" ? root : path.join(root, `.${box}`, userDir(user)))
     const seenFile = (file: string) => path.join(root, ".seen", path.basename(file))
@@ -239,7 +295,8 @@ export const makeMailbox = (dir: string): Effect.Effect<MailboxStoreShape & Deli
     const stored = async (user: string, box: Box): Promise<Array<Stored>> => {
       const where = boxDir(user, box)
       const found: Array<Stored> = []
-      for (const name of await listJson(where)) {
+      // the inbox's names come from the user's index; the file in the inbox is the one read (and removed)
+      for (const name of await listJson(box === "inbox" ? indexDir(root, user) : where)) {
         const file = path.join(where, name)
         const artifact = await readJson(file)
         if (artifact === undefined) continue
@@ -253,7 +310,7 @@ export const makeMailbox = (dir: string): Effect.Effect<MailboxStoreShape & Deli
     const mailbox: MailboxStoreShape = {
       put: (user, box, artifact) =>
         box === "inbox"
-          ? Effect.mapError(write(root, String(artifact.id), `${JSON.stringify(artifact)}\n`), (e) => new MailboxFailure({ operation: e.message, cause: e })).pipe(Effect.asVoid)
+          ? Effect.mapError(deliverIndexed(root, String(artifact.id), artifact.to, `${JSON.stringify(artifact)}\n`), (e) => new MailboxFailure({ operation: e.message, cause: e })).pipe(Effect.asVoid)
           : attempt("cannot write", () => replaceFile(path.join(boxDir(user, box), `${fileStem(String(artifact.id))}.json`), `${JSON.stringify(artifact)}\n`)),
       query: (user, box, query) => attempt("cannot read", async () => runQuery((await stored(user, box)).map((s) => s.item), query)),
       markSeen: (user, ids, at) =>
@@ -272,6 +329,8 @@ export const makeMailbox = (dir: string): Effect.Effect<MailboxStoreShape & Deli
         attempt("cannot remove", async () => {
           const found = (await stored(user, box)).filter((s) => ids.includes(s.item.id))
           for (const s of found) {
+            // out of the index first: a crash in between leaves a file no query lists, never a listed file that is gone
+            if (box === "inbox") await fs.rm(path.join(indexDir(root, user), path.basename(s.file)), { force: true })
             await fs.rm(s.file, { force: true })
             if (box === "inbox") await fs.rm(seenFile(s.file), { force: true })
           }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
@@ -19,7 +20,8 @@ const incoming = (id: string): Delivery.IncomingArtifact => {
   return { artifact: decoded.artifact, raw: decoded.raw, remoteAddress: "127.0.0.1", receivedAt: new Date(), senderKey }
 }
 
-const list = (dir: string) => Effect.promise(() => fs.readdir(dir).then((names) => names.sort()))
+/** The directory's entries, but the per-user index (tested on its own below). */
+const list = (dir: string) => Effect.promise(() => fs.readdir(dir).then((names) => names.filter((n) => n !== ".by-user").sort()))
 const read = (file: string) => Effect.promise(() => fs.readFile(file, "utf8"))
 
 describe("FileInbox", () => {
@@ -135,4 +137,56 @@ describe("FileInbox", () => {
       expect(failed._tag).toBe("DeliveryFailed")
       expect(failed.detail).toContain("cannot store artifact id")
     }))
+
+  describe("the per-user index", () => {
+    const item = (id: string, to: string) => ({ id, from: "finance$acme.test", to, issuedAt: "2026-01-01T00:00:00.000Z", document: { title: `Invoice ${id}` } })
+    const indexOf = (dir: string, user: string) => path.join(dir, ".by-user", createHash("sha256").update(user.toLowerCase(), "utf8").digest("hex").slice(0, 32))
+
+    it.scoped("a delivered file is hard-linked into its receiver's index (one inode, mode 0600)", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const inbox = yield* FileInbox.make(dir)
+        const id = "6f1c2a7e-3333-4000-8000-000000000003"
+        yield* inbox.deliver(incoming(id))
+        const [stored, linked] = yield* Effect.promise(() => Promise.all([fs.stat(path.join(dir, `${id}.json`)), fs.stat(path.join(indexOf(dir, "Billing$Vendor.test"), `${id}.json`))]))
+        expect([linked.ino, linked.nlink, linked.mode & 0o777]).toEqual([stored.ino, 2, 0o600])
+      }))
+
+    it.scoped("a user's query reads only that user's files: another file that cannot be read does not disturb it", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const mailbox = yield* FileInbox.makeMailbox(dir)
+        yield* mailbox.put("alice$vendor.test", "inbox", item("a-1", "alice$vendor.test"))
+        yield* mailbox.put("bob$vendor.test", "inbox", item("b-1", "Bob$vendor.test"))
+        yield* mailbox.put("alice$vendor.test", "inbox", item("a-2", "ALICE$vendor.test"))
+        // a name in the inbox that reading would fail on (EISDIR): only a whole-directory scan touches it
+        yield* Effect.promise(() => fs.mkdir(path.join(dir, "broken.json")))
+        const alice = yield* mailbox.query("alice$vendor.test", "inbox", { sort: "asc" })
+        expect([alice.results.map((r) => r.artifact.id), alice.total]).toEqual([["a-1", "a-2"], 2])
+        expect((yield* mailbox.query("bob$vendor.test", "inbox", undefined)).results.map((r) => r.artifact.id)).toEqual(["b-1"])
+        // seen and delete go through the index too; a deleted item leaves the index
+        expect(yield* mailbox.markSeen("alice$vendor.test", ["a-2", "b-1"], new Date("2026-02-01T00:00:00.000Z"))).toBe(1)
+        expect((yield* mailbox.take("alice$vendor.test", "inbox", ["a-1"])).map((i) => i.id)).toEqual(["a-1"])
+        expect(yield* Effect.promise(() => fs.readdir(indexOf(dir, "alice$vendor.test")))).toEqual(["a-2.json"])
+        const after = yield* mailbox.query("alice$vendor.test", "inbox", undefined)
+        expect(after.results.map((r) => [r.artifact.id, r.meta.seen])).toEqual([["a-2", true]])
+      }))
+
+    it.scoped("a directory delivered into without the index is indexed when the mailbox is first opened; a retried delivery heals a missing link", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        // as an earlier version left it: files only
+        for (const id of ["old-1", "old-2"]) yield* FileInbox.write(dir, id, `${JSON.stringify(item(id, "alice$vendor.test"))}\n`)
+        const mailbox = yield* FileInbox.makeMailbox(dir)
+        expect((yield* mailbox.query("alice$vendor.test", "inbox", { sort: "asc" })).results.map((r) => r.artifact.id)).toEqual(["old-1", "old-2"])
+        // a crash between storing and indexing: the file is there, its link is not; opening again does not rescan
+        yield* FileInbox.write(dir, "late", `${JSON.stringify(item("late", "alice$vendor.test"))}\n`)
+        const reopened = yield* FileInbox.makeMailbox(dir)
+        expect((yield* reopened.query("alice$vendor.test", "inbox", undefined)).total).toBe(2)
+        // the sender, never answered, retries the same bytes: stored once, now indexed
+        yield* reopened.put("alice$vendor.test", "inbox", item("late", "alice$vendor.test"))
+        expect(yield* list(dir)).toEqual(["late.json", "old-1.json", "old-2.json"])
+        expect((yield* reopened.query("alice$vendor.test", "inbox", undefined)).total).toBe(3)
+      }))
+  })
 })

@@ -129,7 +129,8 @@ describe.concurrent("btps serve", () => {
 
       // the sender retries (say its answer was lost): success again, one file
       expect((await send(port, line)).status.ok).toBe(true)
-      expect(await fs.readdir(inbox)).toEqual([`${id}.json`])
+      // (and its link in the receiver's index, .by-user/)
+      expect((await fs.readdir(inbox)).sort()).toEqual([".by-user", `${id}.json`])
       expect(hooks.map((h) => h.artifact.id)).toEqual([id, id])
 
       // btps send: the receiver's server found through its DNS host record, the invoice encrypted to its key
