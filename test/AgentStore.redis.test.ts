@@ -10,7 +10,7 @@ import { AgentStore as AgentStoreTag } from "../src/AgentStore.js"
 import { TokenStore as TokenStoreTag } from "../src/AuthTokens.js"
 import * as RedisAgentStore from "../src/Redis/AgentStore.js"
 import * as Conformance from "./support/agentStoreConformance.js"
-import { redisFixture } from "./support/redisKeys.js"
+import { redisFixture } from "./support/databaseSuites.js"
 import { lifecycleCommands, runLifecycleModel } from "./support/tokenLifecycle.js"
 
 const { connection, prefix } = redisFixture("agents")

@@ -4,7 +4,8 @@ import { Effect, FastCheck as fc, Layer, Option, Runtime, TestContext } from "ef
 import * as AgentAuth from "../src/AgentAuth.js"
 import * as SqlAgentStore from "../src/SqlAgentStore.js"
 import * as Conformance from "./support/agentStoreConformance.js"
-import { freshTable, mysqlClient, perDatabase, pgClient } from "./support/sqlDatabases.js"
+import { freshTable, mysqlClient, pgClient } from "./support/databases.js"
+import { perDatabase } from "./support/databaseSuites.js"
 import { lifecycleCommands, runLifecycleModel } from "./support/tokenLifecycle.js"
 
 /** Fresh uniquely named tables, dropped with the scope. */

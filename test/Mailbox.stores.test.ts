@@ -6,7 +6,8 @@ import * as FileInbox from "../src/FileInbox.js"
 import * as Mailbox from "../src/Mailbox.js"
 import * as SqlInbox from "../src/SqlInbox.js"
 import * as Conformance from "./support/mailboxConformance.js"
-import { freshTable, mysqlClient, perDatabase, pgClient } from "./support/sqlDatabases.js"
+import { freshTable, mysqlClient, pgClient } from "./support/databases.js"
+import { perDatabase } from "./support/databaseSuites.js"
 import { tempDir } from "./support/tempDir.js"
 
 describe("memory mailbox", () => {

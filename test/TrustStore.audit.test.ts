@@ -11,7 +11,7 @@ import * as JsonTrustStore from "../src/TrustStore/Json.js"
 import * as MemoryTrustStore from "../src/TrustStore/Memory.js"
 import * as PgTrustStore from "../src/TrustStore/Pg.js"
 import { TrustStore } from "../src/TrustStore.js"
-import { pgClient, pgUrl, uniqueName } from "./support/sqlDatabases.js"
+import { pgClient, pgUrl, uniqueName } from "./support/databases.js"
 import { tempDir } from "./support/tempDir.js"
 import { sample } from "./support/trustRecords.js"
 

@@ -12,7 +12,7 @@ import * as PgChanges from "../src/TrustStore/PgChanges.js"
 import * as SqlTrustStore from "../src/TrustStore/Sql.js"
 import type { TrustRecord } from "../src/Trust.js"
 import { eventually } from "./support/eventually.js"
-import * as Db from "./support/sqlDatabases.js"
+import * as Db from "./support/databases.js"
 import { sample } from "./support/trustRecords.js"
 
 const pgClient = () => Db.pgClient({ connectTimeout: "60 seconds" })

@@ -1,4 +1,4 @@
-import { mysqlClient, mysqlUrl } from "./support/sqlDatabases.js"
+import { mysqlClient, mysqlUrl } from "./support/databases.js"
 import { sqlTrustStoreSuite } from "./support/sqlTrustStoreSuite.js"
 
 await sqlTrustStoreSuite("MysqlTrustStore", mysqlUrl, mysqlClient())

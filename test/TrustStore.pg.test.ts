@@ -1,4 +1,4 @@
-import { pgClient, pgUrl } from "./support/sqlDatabases.js"
+import { pgClient, pgUrl } from "./support/databases.js"
 import { sqlTrustStoreSuite } from "./support/sqlTrustStoreSuite.js"
 
 await sqlTrustStoreSuite("PgTrustStore", pgUrl, pgClient({ connectTimeout: "60 seconds" }))

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CHILD_TEST_TIMEOUT_MS, runTsx } from "./support/childProcess.js"
-import { mysqlClient, mysqlUrl, pgClient, pgUrl, unreachable } from "./support/sqlDatabases.js"
+import { mysqlClient, mysqlUrl, pgClient, pgUrl, unreachable } from "./support/databases.js"
 
 const examples = [
   {

@@ -19,7 +19,7 @@ import * as RedisClient from "../../src/Redis/Client.js"
 import * as SqlAgentStore from "../../src/SqlAgentStore.js"
 import { signers } from "../support/agentVectors.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
-import { pgClient, pgUrl, unreachable } from "../support/sqlDatabases.js"
+import { pgClient, pgUrl, unreachable } from "../support/databases.js"
 import { isOneLineError, makeDir, removeDir, run } from "./btps.js"
 
 const USER = "alice$vendor.test"

@@ -5,13 +5,12 @@
  */
 import { randomUUID } from "node:crypto"
 import * as path from "node:path"
-import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
 import type * as DnsServer from "../support/dnsServer.js"
 import { eventuallyPromise } from "../support/eventually.js"
 import * as Fixture from "../support/serverFixture.js"
-import { pgQuery, pgUrl } from "../support/sqlDatabases.js"
+import { dropPgTables, pgQuery, pgUrl } from "../support/databases.js"
 import { exchange } from "../support/wireClient.js"
 import { removeDir, type Running, serveWorld, start } from "./btps.js"
 
@@ -34,12 +33,7 @@ describe("btps serve: health and readiness", () => {
   })
   afterAll(async () => {
     server?.kill()
-    await pgQuery((client) =>
-      Effect.all([
-        client`DROP TABLE IF EXISTS ${client(`${table}_away`)}`,
-        client`DROP TABLE IF EXISTS ${client(table)}`,
-        client`DROP TABLE IF EXISTS ${client(`${table}_migrations`)}`
-      ]))
+    await dropPgTables([`${table}_away`, table, `${table}_migrations`])
     await dns.close()
     await removeDir(dir)
   })

@@ -7,11 +7,10 @@ import * as fs from "node:fs/promises"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as path from "node:path"
-import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
-import { pgQuery, pgUrl } from "../support/sqlDatabases.js"
+import { dropPgTables, pgQuery, pgUrl } from "../support/databases.js"
 import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
 import { isOneLineError, removeDir, run, type Running, start, serveWorld } from "./btps.js"
@@ -186,12 +185,7 @@ describe.concurrent("btps serve", () => {
       expect(rows).toEqual([{ artifact_id: answer.reqId, sender_id: "sales$rogue.test", type: "TRUST_REQ" }])
       running.kill()
     } finally {
-      await pgQuery((client) =>
-        Effect.all([
-          client`DROP TABLE IF EXISTS ${client(inboxTable)}`,
-          client`DROP TABLE IF EXISTS ${client(trustTable)}`,
-          client`DROP TABLE IF EXISTS ${client(`${trustTable}_migrations`)}`
-        ]))
+      await dropPgTables([inboxTable, trustTable, `${trustTable}_migrations`])
     }
   }, CHILD_TEST_TIMEOUT_MS)
 
