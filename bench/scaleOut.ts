@@ -15,45 +15,17 @@ import { randomUUID } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Either, Redacted } from "effect"
-import { Redis } from "ioredis"
-import * as Crypto from "../src/Crypto.js"
-import { TrustStore } from "../src/TrustStore.js"
-import * as PgTrustStore from "../src/TrustStore/Pg.js"
+import { pgQuery } from "../test/support/databases.js"
 import * as DnsServer from "../test/support/dnsServer.js"
+import { chunks, invoice, pool, sharedStores } from "../test/support/scaleOut.js"
 import * as Fixture from "../test/support/serverFixture.js"
-import * as V from "../test/support/vectors.js"
 import { exchange } from "../test/support/wireClient.js"
 import { listeningPorts } from "./proc.js"
 import { btpsEntry, repoRoot } from "./servers.js"
 
 const COUNT = Number(process.argv[2] ?? 3_000)
-const PG_URL = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-const REDIS_URL = "redis://127.0.0.1:6379"
-const suffix = randomUUID().slice(0, 8)
-const trustTable = `bench_scale_trust_${suffix}`
-const inboxTable = `bench_scale_inbox_${suffix}`
-const redisPrefix = `btps-bench-scale-${suffix}:`
-
-const sender = V.keys.trustedSender!
-const signer = Either.getOrThrow(Crypto.signerFromPem(sender))
-const { signature: _s, ...template } = JSON.parse(Fixture.invoiceLine("template")) as Record<string, unknown>
-const invoice = (id: string) => JSON.stringify(Crypto.sign({ ...template, id, issuedAt: new Date().toISOString() }, signer))
-
-const sql = <A>(query: (client: SqlClient.SqlClient) => Effect.Effect<A, unknown>): Promise<A> =>
-  Effect.runPromise(Effect.flatMap(SqlClient.SqlClient, query).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })), Effect.scoped))
-
-const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
-
-const pool = async <A>(items: ReadonlyArray<A>, n: number, f: (a: A) => Promise<void>): Promise<void> => {
-  let next = 0
-  await Promise.all(Array.from({ length: n }, async () => {
-    for (let i = next++; i < items.length; i = next++) await f(items[i]!)
-  }))
-}
+const stores = sharedStores({ tables: "bench_scale", keys: "btps-bench-scale" })
+const { inboxTable, redisPrefix } = stores
 
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ")
 
@@ -65,9 +37,8 @@ interface Server {
 const startServer = async (entry: string, files: { cert: string; key: string }, dns: string, prefix: string): Promise<Server> => {
   const child = spawn(process.execPath, [
     entry, "serve", "--log-level", "warning", "--host", "127.0.0.1", "--port", "0",
-    "--pg-url", PG_URL, "--entity-name", trustTable, "--sql-inbox", inboxTable,
+    ...stores.serveFlags(prefix),
     "--dns-server", dns, "--cert", files.cert, "--key", files.key,
-    "--replay-store", "redis", "--rate-limit-store", "redis", "--redis-url", REDIS_URL, "--redis-prefix", prefix,
     "--rate-limit-ip-per-second", "1000000", "--rate-limit-identity-per-second", "1000000"
   ], { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] })
   const deadline = Date.now() + 60_000
@@ -96,10 +67,7 @@ const send = async (port: number, lines: ReadonlyArray<string>) => {
 
 const trustDecide = (entry: string, decision: string) =>
   new Promise<void>((resolve, reject) =>
-    execFile(process.execPath, [
-      entry, "trust", "decide", "--pg-url", PG_URL, "--entity-name", trustTable,
-      "--sender", sender.identity, "--receiver", "billing$vendor.test", "--decision", decision
-    ], (error) => (error === null ? resolve() : reject(error))))
+    execFile(process.execPath, [entry, ...stores.decideArgs(decision)], (error) => (error === null ? resolve() : reject(error))))
 
 const runSize = async (entry: string, files: { cert: string; key: string }, dns: string, n: number) => {
   const idPrefix = `n${n}-`
@@ -124,7 +92,7 @@ const runSize = async (entry: string, files: { cert: string; key: string }, dns:
     for (const [port, group] of byPort) await send(port, group)
   })
   const after = load()
-  const [counts] = await sql((client) =>
+  const [counts] = await pgQuery((client) =>
     client<{ rows: string; ids: string }>`SELECT count(*) AS rows, count(DISTINCT artifact_id) AS ids FROM ${client(inboxTable)} WHERE artifact_id LIKE ${`${idPrefix}%`}`
   )
   let invalidation: ReadonlyArray<number> = []
@@ -156,11 +124,7 @@ const main = async () => {
   writeFileSync(files.cert, Fixture.certificate.cert)
   writeFileSync(files.key, Fixture.certificate.key)
   const dns = await DnsServer.start(Fixture.zone())
-  await Effect.runPromise(
-    Effect.flatMap(TrustStore, (store) => Effect.forEach(Fixture.trustRecords, (record) => store.create(record))).pipe(
-      Effect.provide(PgTrustStore.layer({ url: PG_URL, entityName: trustTable, changeFeed: false }))
-    )
-  )
+  await stores.seed()
   try {
     console.log(`scale-out bench: ${COUNT} invoices per size, ${os.availableParallelism()} cores, node ${process.version}`)
     for (const n of [1, 3]) {
@@ -174,17 +138,7 @@ const main = async () => {
     }
   } finally {
     await dns.close()
-    await sql((client) =>
-      Effect.all([
-        client`DROP TABLE IF EXISTS ${client(inboxTable)}`,
-        client`DROP TABLE IF EXISTS ${client(trustTable)}`,
-        client`DROP TABLE IF EXISTS ${client(`${trustTable}_migrations`)}`
-      ]))
-    const redis = new Redis(REDIS_URL, { lazyConnect: true })
-    await redis.connect()
-    const keys = await redis.keys(`${redisPrefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
+    await stores.remove()
     rmSync(dir, { recursive: true, force: true })
   }
 }

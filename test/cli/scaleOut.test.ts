@@ -12,42 +12,21 @@
  */
 import { randomUUID } from "node:crypto"
 import * as path from "node:path"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Either, Redacted } from "effect"
-import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as Crypto from "../../src/Crypto.js"
-import { TrustStore } from "../../src/TrustStore.js"
-import * as PgTrustStore from "../../src/TrustStore/Pg.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
+import { pgQuery } from "../support/databases.js"
 import type * as DnsServer from "../support/dnsServer.js"
+import { chunks, invoice, pool, sharedStores } from "../support/scaleOut.js"
 import * as Fixture from "../support/serverFixture.js"
-import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
 import { eventuallyPromise } from "../support/eventually.js"
 import { listeningPorts, removeDir, run, type Running, serveWorld, start } from "./btps.js"
 
-const PG_URL = process.env.BTPS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-const REDIS_URL = "redis://127.0.0.1:6379"
-const suffix = randomUUID().slice(0, 8)
-const trustTable = `scale_trust_${suffix}`
-const inboxTable = `scale_inbox_${suffix}`
-const redisPrefix = `btps-test-scale-${suffix}:`
+const stores = sharedStores({ tables: "scale", keys: "btps-test-scale" })
+const { inboxTable, redisPrefix } = stores
 
 const INVOICES = 3_000
 const RESENT = INVOICES / 10
-
-const sender = V.keys.trustedSender!
-const signer = Either.getOrThrow(Crypto.signerFromPem(sender))
-const template = (() => {
-  const { signature: _s, ...unsigned } = JSON.parse(Fixture.invoiceLine("template")) as Record<string, unknown>
-  return unsigned
-})()
-
-/** The vectors' trusted invoice with `id`, issued now (the replay window refuses the vectors' dates), signed. */
-const invoice = (id: string, note = "") =>
-  JSON.stringify(Crypto.sign({ ...template, id, issuedAt: new Date().toISOString(), ...(note === "" ? {} : { document: { ...(template.document as object), note } }) }, signer))
 
 interface Status {
   readonly ok: boolean
@@ -61,22 +40,6 @@ const sendAll = async (port: number, lines: ReadonlyArray<string>): Promise<Read
   return got.lines.map((l) => (JSON.parse(l) as { status: Status }).status)
 }
 
-const sql = <A>(query: (client: SqlClient.SqlClient) => Effect.Effect<A, unknown>): Promise<A> =>
-  Effect.runPromise(Effect.flatMap(SqlClient.SqlClient, query).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })), Effect.scoped))
-
-/** Run `f` over `items` with at most `n` at once. */
-const pool = async <A, B>(items: ReadonlyArray<A>, n: number, f: (a: A) => Promise<B>): Promise<Array<B>> => {
-  const results: Array<B> = new Array(items.length)
-  let next = 0
-  await Promise.all(Array.from({ length: n }, async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await f(items[i]!)
-  }))
-  return results
-}
-
-const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
-
 describe("three btps serve instances, one PostgreSQL, one Redis", () => {
   let dir: string
   let dns: DnsServer.DnsServer
@@ -88,9 +51,8 @@ describe("three btps serve instances, one PostgreSQL, one Redis", () => {
       const server = start([
         // quiet (no access log): the port is read from /proc
         "serve", "--log-level", "warning", "--host", "127.0.0.1", "--port", "0",
-        "--pg-url", PG_URL, "--entity-name", trustTable, "--sql-inbox", inboxTable,
+        ...stores.serveFlags(prefix),
         "--dns-server", dns.address, "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem"),
-        "--replay-store", "redis", "--rate-limit-store", "redis", "--redis-url", REDIS_URL, "--redis-prefix", prefix,
         "--rate-limit-ip-per-second", "100000",
         ...extra
       ])
@@ -107,26 +69,12 @@ describe("three btps serve instances, one PostgreSQL, one Redis", () => {
 
   beforeAll(async () => {
     ;({ dir, dns } = await serveWorld({ trust: false }))
-    await Effect.runPromise(
-      Effect.flatMap(TrustStore, (store) => Effect.forEach(Fixture.trustRecords, (record) => store.create(record))).pipe(
-        Effect.provide(PgTrustStore.layer({ url: PG_URL, entityName: trustTable, changeFeed: false }))
-      )
-    )
+    await stores.seed()
   }, CHILD_TEST_TIMEOUT_MS)
 
   afterAll(async () => {
     for (const child of children) child.kill()
-    await sql((client) =>
-      Effect.all([
-        client`DROP TABLE IF EXISTS ${client(inboxTable)}`,
-        client`DROP TABLE IF EXISTS ${client(trustTable)}`,
-        client`DROP TABLE IF EXISTS ${client(`${trustTable}_migrations`)}`
-      ]))
-    const redis = new Redis(REDIS_URL, { lazyConnect: true })
-    await redis.connect()
-    const keys = await redis.keys(`${redisPrefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
+    await stores.remove()
     await dns.close()
     await removeDir(dir)
   }, CHILD_TEST_TIMEOUT_MS)
@@ -176,7 +124,7 @@ describe("three btps serve instances, one PostgreSQL, one Redis", () => {
     expect(answers.filter((s) => s.ok)).toHaveLength(INVOICES)
     expect(resentAnswers.filter((s) => s.ok)).toHaveLength(RESENT)
 
-    const rows = await sql((client) =>
+    const rows = await pgQuery((client) =>
       client<{ artifact_id: string; n: string }>`SELECT artifact_id, count(*) AS n FROM ${client(inboxTable)} WHERE artifact_id LIKE 'bulk-%' GROUP BY artifact_id`
     )
     expect(rows).toHaveLength(INVOICES)
@@ -188,16 +136,13 @@ describe("three btps serve instances, one PostgreSQL, one Redis", () => {
     expect(await sendAll(b!.port, [lines[0]!])).toMatchObject([{ ok: true }])
     expect(await sendAll(b!.port, [invoice("bulk-0", "altered")])).toMatchObject([{ ok: false, code: 409 }])
     expect(await sendAll(c!.port, [invoice("bulk-0", "altered")])).toMatchObject([{ ok: false, code: 409 }])
-    const replayed = await sql((client) => client<{ n: string }>`SELECT count(*) AS n FROM ${client(inboxTable)} WHERE artifact_id = 'bulk-0'`)
+    const replayed = await pgQuery((client) => client<{ n: string }>`SELECT count(*) AS n FROM ${client(inboxTable)} WHERE artifact_id = 'bulk-0'`)
     expect(Number(replayed[0]!.n)).toBe(1)
 
     // revocation: every instance has the record cached (it just admitted the sender)
     for (const s of [a!, b!, c!]) expect(await sendAll(s.port, [invoice(`warm-${randomUUID()}`)])).toMatchObject([{ ok: true }])
     const polls = [b!, c!].map(() => Array.from({ length: 300 }, () => invoice(`poll-${randomUUID()}`)))
-    const decided = await run([
-      "trust", "decide", "--pg-url", PG_URL, "--entity-name", trustTable,
-      "--sender", sender.identity, "--receiver", "billing$vendor.test", "--decision", "revoked"
-    ])
+    const decided = await run(stores.decideArgs("revoked"))
     expect(decided.code).toBe(0)
     const revokedAt = performance.now()
     const latencies = await Promise.all([b!, c!].map(async ({ port }, n) => {
