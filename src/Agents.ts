@@ -1,6 +1,7 @@
 /**
  * Agent artifacts through the pipeline: document schema → agent key → signature → agent trust →
- * the action's handler (AGENTS.md §2–§4). Each step runs inside the pipeline's own middleware phases
+ * decryption of an encrypted document (with a `Decrypter` in the layer's context) → the action's
+ * handler (AGENTS.md §2–§4); the answer to an encrypted request is encrypted to the agent's key. Each step runs inside the pipeline's own middleware phases
  * (`signatureVerification`, `trustVerification`, `onArtifact`), so middleware sees agent artifacts too.
  *
  * {@link Agents} is a `Context.Reference`: its default refuses every agent artifact with `Invalid action`
