@@ -13,7 +13,7 @@
  */
 import { Clock, Context, Data, Effect, Layer, Option, Redacted, Ref, type Scope } from "effect"
 import type { Query } from "./AgentRequest.js"
-import type { DecryptionUnintended, InvalidJson, UnsupportedEncryption } from "./BtpsError.js"
+import type { DecryptionUnintended, DnsRecordNotFound, InvalidJson, PublicKeyNotFound, UnsupportedEncryption } from "./BtpsError.js"
 import type * as Artifact from "./Artifact.js"
 import * as Client from "./Client.js"
 import * as Crypto from "./Crypto.js"
@@ -39,12 +39,13 @@ export interface AgentOptions {
   readonly rejectUnauthorized?: boolean
   readonly responseTimeoutMs?: number
   /**
-   * Encrypt every request document (except `auth.request`'s, never encrypted) to this key: the public
-   * key of the session's `decryptBy` identity, i.e. the key the user publishes in DNS. The server
-   * decrypts with its `Decrypter` and answers such requests encrypted to the device key, which this
-   * client decrypts. Default: documents are sent plain (`encryption: null`).
+   * Encrypt every request document (except `auth.request`'s, never encrypted) to the key of the
+   * session's `decryptBy` identity (the user), given here as PEM, or `"dns"`: the key that identity
+   * publishes, at its host record's selector, looked up with the `KeyResolver` in the context of
+   * {@link make} (required then). The server decrypts with its `Decrypter` and answers such requests
+   * encrypted to the device key, which this client decrypts. Default: plain (`encryption: null`).
    */
-  readonly encryptTo?: { readonly publicKeyPem: string }
+  readonly encryptTo?: { readonly publicKeyPem: string } | "dns"
 }
 
 /** The agent's registration: what `auth.request` and `auth.refresh` answer. @since 0.1.0 */
@@ -71,7 +72,15 @@ export class UnexpectedAnswer extends Data.TaggedError("UnexpectedAnswer")<{ rea
 }
 
 /** What a request can fail with (the decryption errors: an encrypted answer that does not open with the device key). @since 0.1.0 */
-export type AgentError = Client.SendRawError | NotOnboarded | UnexpectedAnswer | DecryptionUnintended | UnsupportedEncryption | InvalidJson
+export type AgentError =
+  | Client.SendRawError
+  | NotOnboarded
+  | UnexpectedAnswer
+  | DecryptionUnintended
+  | UnsupportedEncryption
+  | InvalidJson
+  | DnsRecordNotFound
+  | PublicKeyNotFound
 
 /** The answer to `artifact.send` / `trust.request` / `trust.respond`: the receiver's answer, relayed. @since 0.1.0 */
 export interface SendResult {
@@ -122,6 +131,29 @@ const isQueryResult = (u: unknown): u is QueryResult =>
 const sendAction = (type: Artifact.TransporterType): string =>
   type === "TRUST_REQ" ? "trust.request" : type === "TRUST_RES" ? "trust.respond" : "artifact.send"
 
+/** How {@link AgentOptions.encryptTo} finds its key: none, the given PEM, or the holder's published key. */
+const encryptionKey = (
+  option: AgentOptions["encryptTo"],
+  holder: Effect.Effect<string>
+): Effect.Effect<Effect.Effect<Option.Option<Crypto.PublicKey>, DnsRecordNotFound | PublicKeyNotFound>, Client.ClientOptionsError> => {
+  if (option === undefined) return Effect.succeed(Effect.succeedNone)
+  if (option !== "dns") {
+    return Effect.map(
+      Effect.mapError(Crypto.importPublicKey(option.publicKeyPem), (e) => new Client.ClientOptionsError({ message: `invalid encryptTo key: ${e.message}`, cause: e })),
+      Effect.succeedSome
+    )
+  }
+  return Effect.flatMap(Effect.serviceOption(KeyResolver.KeyResolver), Option.match({
+    onNone: () => Effect.fail(new Client.ClientOptionsError({ message: "encryptTo \"dns\" needs a KeyResolver in the context" })),
+    onSome: (resolver) =>
+      Effect.succeed(Effect.gen(function*() {
+        const identity = yield* holder
+        const host = yield* resolver.resolveHost(identity)
+        return Option.some(yield* resolver.resolvePublicKey(identity, host.selector))
+      }))
+  }))
+}
+
 /**
  * An agent client whose connections live in the current scope.
  *
@@ -147,18 +179,19 @@ export const make = (options: AgentOptions): Effect.Effect<AgentShape, Client.Cl
       ...(options.responseTimeoutMs === undefined ? {} : { responseTimeoutMs: options.responseTimeoutMs })
     }).pipe(Effect.provide(KeyResolver.layerStatic({})))
 
-    const encryptTo = options.encryptTo === undefined
-      ? undefined
-      : yield* Effect.mapError(Crypto.importPublicKey(options.encryptTo.publicKeyPem), (e) => new Client.ClientOptionsError({ message: `invalid encryptTo key: ${e.message}`, cause: e }))
+    /** The key request documents are encrypted to, if any (with "dns" looked up per request, so a rotation is followed). */
+    const encryptTo: Effect.Effect<Option.Option<Crypto.PublicKey>, DnsRecordNotFound | PublicKeyNotFound> = yield* encryptionKey(
+      options.encryptTo,
+      Effect.map(Ref.get(session), Option.match({ onNone: () => user, onSome: (s) => s.decryptBy }))
+    )
 
     /** Sign (and, when asked, encrypt) one agent line, send it, and open an encrypted answer with the key that signed. */
     const exchange = (action: string, agentId: string, document: unknown) =>
       Effect.gen(function*() {
         const issuedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
         const key = yield* Ref.get(signer)
-        const sealed = encryptTo !== undefined && document !== undefined && action !== "auth.request"
-          ? Crypto.encrypt(document, encryptTo)
-          : { ...(document === undefined ? {} : { document }), encryption: null }
+        const to = document === undefined || action === "auth.request" ? Option.none() : yield* encryptTo
+        const sealed = Option.isSome(to) ? Crypto.encrypt(document, to.value) : { ...(document === undefined ? {} : { document }), encryption: null }
         const unsigned = { action, agentId, to: user, ...sealed, id: crypto.randomUUID(), issuedAt, version: "1.0.0" }
         const answer = yield* client.sendRaw(JSON.stringify(Crypto.sign(unsigned, key)))
         if (answer.encryption === undefined || answer.encryption === null || typeof answer.document !== "string") return answer

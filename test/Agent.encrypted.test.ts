@@ -229,19 +229,23 @@ describe("the Agent client with encryptTo", () => {
       expect(requests).toEqual(["auth.request:plain", "inbox.fetch:string", "inbox.seen:string", "inbox.fetch:string", "auth.refresh:string", "system.ping:plain"])
     }))
 
+  /** A mailbox server holding the user's key; its port and AgentAuth. */
+  const mailboxServer = Effect.gen(function*() {
+    const server = Server.layer(options()).pipe(
+      Layer.provide(Pipeline.layer()),
+      Layer.provide(Middleware.none),
+      Layer.provide(KeyResolver.layerStatic(Fixture.zone)),
+      Layer.provide(Mailbox.delivery),
+      Layer.provideMerge(Agents.layerWith(Mailbox.handlers).pipe(Layer.provide(Fixture.decrypterLayer), Layer.provideMerge(AgentAuth.layerMemory()))),
+      Layer.provideMerge(Layer.merge(Mailbox.layerMemory, MemoryTrustStore.layer([])))
+    )
+    const context = yield* Layer.build(server)
+    return { port: Context.get(context, Server.BtpsServer).address.port, auth: Context.get(context, AgentAuth.AgentAuth) }
+  })
+
   it.scopedLive("an encryptTo key the server does not hold: the typed refusal reaches the caller", () =>
     Effect.gen(function*() {
-      const server = Server.layer(options()).pipe(
-        Layer.provide(Pipeline.layer()),
-        Layer.provide(Middleware.none),
-        Layer.provide(KeyResolver.layerStatic(Fixture.zone)),
-        Layer.provide(Mailbox.delivery),
-        Layer.provideMerge(Agents.layerWith(Mailbox.handlers).pipe(Layer.provide(Fixture.decrypterLayer), Layer.provideMerge(AgentAuth.layerMemory()))),
-        Layer.provideMerge(Layer.merge(Mailbox.layerMemory, MemoryTrustStore.layer([])))
-      )
-      const context = yield* Layer.build(server)
-      const port = Context.get(context, Server.BtpsServer).address.port
-      const auth = Context.get(context, AgentAuth.AgentAuth)
+      const { auth, port } = yield* mailboxServer
       const device = yield* Agent.make({
         identity: user,
         server: { host: "127.0.0.1", port },
@@ -252,6 +256,26 @@ describe("the Agent client with encryptTo", () => {
       yield* device.onboard((yield* auth.issueAuthToken(user)).token)
       const refused = yield* Effect.flip(device.fetchInbox({ limit: 1 }))
       expect(refused._tag === "Rejected" && refused.message).toBe(DECRYPTION_FAILED)
+    }))
+
+  it.scopedLive("encryptTo \"dns\": the user's published key, found through the KeyResolver in context (required)", () =>
+    Effect.gen(function*() {
+      const { auth, port } = yield* mailboxServer
+      const deviceOptions = { identity: user, server: { host: "127.0.0.1", port }, ca: Fixture.certificate.cert, ...(yield* Crypto.generateKeyPair()), encryptTo: "dns" as const }
+      const missing = yield* Effect.flip(Agent.make(deviceOptions))
+      expect(missing._tag === "ClientOptionsError" && missing.message).toContain("needs a KeyResolver")
+      const looked: Array<string> = []
+      const zone = KeyResolver.layerStatic(Fixture.zone)
+      // built in the test's scope: the agent's connections live there too
+      const resolver = yield* Layer.build(Layer.effect(KeyResolver.KeyResolver, Effect.map(KeyResolver.KeyResolver, (r) => ({
+        ...r,
+        resolvePublicKey: (identity: string, selector: string) => Effect.zipRight(Effect.sync(() => looked.push(`${identity}/${selector}`)), r.resolvePublicKey(identity, selector))
+      }))).pipe(Layer.provide(zone)))
+      const device = yield* Agent.make(deviceOptions).pipe(Effect.provide(resolver))
+      yield* device.onboard((yield* auth.issueAuthToken(user)).token)
+      expect(looked).toEqual([]) // auth.request is never encrypted
+      expect((yield* device.fetchInbox({ limit: 1 })).results).toEqual([])
+      expect(looked).toEqual([`${user}/btps1`])
     }))
 })
 
