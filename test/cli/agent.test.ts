@@ -19,7 +19,7 @@ import * as RedisClient from "../../src/Redis/Client.js"
 import * as SqlAgentStore from "../../src/SqlAgentStore.js"
 import { signers } from "../support/agentVectors.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
-import { pgClient, pgUrl, unreachable } from "../support/databases.js"
+import { deleteKeysOnce, pgClient, pgUrl, REDIS_URL, unreachable } from "../support/databases.js"
 import { isOneLineError, makeDir, removeDir, run } from "./btps.js"
 
 const USER = "alice$vendor.test"
@@ -122,8 +122,9 @@ describe("btps agent", () => {
   })
 
   describe("Redis", () => {
-    const redisUrl = "redis://127.0.0.1:6379"
+    const redisUrl = REDIS_URL
     const prefix = `btps-test-cli-agent-${randomUUID()}:`
+    /** The keys under a prefix (KEYS is fine on this test-only prefix). */
     const keysUnder = async (p: string) => {
       const redis = new Redis(redisUrl, { lazyConnect: true })
       await redis.connect()
@@ -133,14 +134,7 @@ describe("btps agent", () => {
         await redis.quit()
       }
     }
-    afterAll(async () => {
-      const keys = await keysUnder(prefix)
-      if (keys.length === 0) return
-      const redis = new Redis(redisUrl, { lazyConnect: true })
-      await redis.connect()
-      await redis.del(...keys)
-      await redis.quit()
-    })
+    afterAll(() => deleteKeysOnce(prefix))
 
     it("token → onboard → list → revoke under the servers' prefix; other prefixes see nothing", async () => {
       const store = ["--agent-store", "redis", "--redis-url", redisUrl, "--redis-prefix", prefix]
