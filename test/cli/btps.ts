@@ -11,6 +11,7 @@ import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
 import * as V from "../support/vectors.js"
 import { showOnFailure } from "../support/childOutput.js"
+import { afterAll, beforeAll } from "vitest"
 
 const bin = path.join(repoRoot, "bin", "btps.mjs")
 
@@ -162,4 +163,57 @@ export const serveWorld = async (
     await fs.writeFile(path.join(dir, "trust.json"), JSON.stringify(options.entityName === undefined ? records : { [options.entityName]: records }))
   }
   return { dir, dns }
+}
+
+/**
+ * A {@link serveWorld} for the enclosing describe block: made before its tests, removed after them with
+ * every server {@link ServeSuite.serve} started. Use its members inside tests and hooks only.
+ */
+export interface ServeSuite {
+  readonly dir: () => string
+  readonly dns: () => DnsServer.DnsServer
+  /** The flags that serve the world (127.0.0.1, port 0, trust.json, the DNS server, the certificate), without `serve`. */
+  readonly args: () => ReadonlyArray<string>
+  /** Start `btps serve ...args() ...extra`, killed after the block's tests. */
+  readonly serve: (extra?: ReadonlyArray<string>, options?: { readonly env?: NodeJS.ProcessEnv }) => Running
+  /** Kill `running` with the block's servers (for servers started otherwise). */
+  readonly track: (running: Running) => Running
+}
+
+export const serveSuite = (options: { readonly trust?: boolean; readonly entityName?: string } = {}): ServeSuite => {
+  let world: { readonly dir: string; readonly dns: DnsServer.DnsServer } | undefined
+  const children: Array<Running> = []
+  beforeAll(async () => {
+    world = await serveWorld(options)
+  })
+  afterAll(async () => {
+    for (const child of children) child.kill()
+    if (world === undefined) return
+    await world.dns.close()
+    await removeDir(world.dir)
+  })
+  const current = () => {
+    if (world === undefined) throw new Error("serveSuite: its world exists only in the block's tests and hooks")
+    return world
+  }
+  const track = (running: Running) => {
+    children.push(running)
+    return running
+  }
+  const args = () => {
+    const { dir, dns } = current()
+    return [
+      "--host", "127.0.0.1", "--port", "0",
+      "--trust-file", path.join(dir, "trust.json"), ...(options.entityName === undefined ? [] : ["--entity-name", options.entityName]),
+      "--dns-server", dns.address,
+      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem")
+    ]
+  }
+  return {
+    dir: () => current().dir,
+    dns: () => current().dns,
+    args,
+    serve: (extra = [], startOptions = {}) => track(start(["serve", ...args(), ...extra], startOptions)),
+    track
+  }
 }

@@ -4,17 +4,15 @@
  * guard options schema; a Redis store without a reachable Redis fails at start, never serving unguarded.
  */
 import { randomUUID } from "node:crypto"
-import * as path from "node:path"
 import { Either } from "effect"
-import { Redis } from "ioredis"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import * as Crypto from "../../src/Crypto.js"
 import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
-import type * as DnsServer from "../support/dnsServer.js"
+import { deleteKeysOnce, REDIS_URL } from "../support/databases.js"
 import * as Fixture from "../support/serverFixture.js"
 import * as V from "../support/vectors.js"
 import { exchange } from "../support/wireClient.js"
-import { isOneLineError, removeDir, run, type Running, serveWorld, start } from "./btps.js"
+import { isOneLineError, run, serveSuite } from "./btps.js"
 
 const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
 const signer = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
@@ -26,15 +24,9 @@ const invoice = (id: string, total = 1) => {
   return JSON.stringify(Crypto.sign({ ...unsigned, id, document, issuedAt: new Date().toISOString() }, signer))
 }
 
-/** The Redis keys of this file, deleted at the end. */
+/** The Redis keys of this file, deleted at the end (after the servers are killed). */
 const redisPrefix = `btps-test-cli-${randomUUID()}:`
-const deleteKeys = async () => {
-  const redis = new Redis("redis://127.0.0.1:6379", { lazyConnect: true })
-  await redis.connect()
-  const keys = await redis.keys(`${redisPrefix}*`)
-  if (keys.length > 0) await redis.del(...keys)
-  await redis.quit()
-}
+afterAll(() => deleteKeysOnce(redisPrefix))
 
 const statuses = async (port: number, lines: ReadonlyArray<string>) => {
   const got = await exchange(port, Fixture.certificate.cert, lines.join("\n") + "\n", { expect: lines.length, timeoutMs: 20_000 })
@@ -42,33 +34,13 @@ const statuses = async (port: number, lines: ReadonlyArray<string>) => {
 }
 
 describe.concurrent("btps serve guards", () => {
-  let dir: string
-  let dns: DnsServer.DnsServer
-  let base: ReadonlyArray<string>
-  const children: Array<Running> = []
-
-  beforeAll(async () => {
-    ;({ dir, dns } = await serveWorld({ entityName: "trusted_senders" }))
-    base = [
-      "serve", "--host", "127.0.0.1", "--port", "0",
-      "--trust-file", path.join(dir, "trust.json"), "--entity-name", "trusted_senders",
-      "--dns-server", dns.address,
-      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem")
-    ]
-  })
-  afterAll(async () => {
-    for (const child of children) child.kill()
-    await deleteKeys()
-    await dns.close()
-    await removeDir(dir)
-  })
+  const world = serveSuite({ entityName: "trusted_senders" })
 
   it("--replay-store redis: a redelivery is answered success, another artifact with its id 409; --rate-limit-store memory refuses beyond the burst", async () => {
-    const server = start([
-      ...base, "--replay-store", "redis", "--redis-url", "redis://127.0.0.1:6379", "--redis-prefix", redisPrefix,
+    const server = world.serve([
+      "--replay-store", "redis", "--redis-url", REDIS_URL, "--redis-prefix", redisPrefix,
       "--rate-limit-store", "memory", "--rate-limit-identity-per-second", "0.001", "--rate-limit-identity-burst", "3"
     ])
-    children.push(server)
     const port = Number((await server.waitForLine(LISTENING))[1])
     const id = randomUUID()
     const first = invoice(id, 1)
@@ -81,11 +53,11 @@ describe.concurrent("btps serve guards", () => {
   }, CHILD_TEST_TIMEOUT_MS)
 
   it("a Redis store without --redis-url, or with an unreachable Redis, fails at start with one line and status 1", async () => {
-    const missing = await run([...base, "--replay-store", "redis"], { timeoutMs: CHILD_DEADLINE_MS })
+    const missing = await run(["serve", ...world.args(), "--replay-store", "redis"], { timeoutMs: CHILD_DEADLINE_MS })
     expect(missing.code).toBe(1)
     expect(isOneLineError(missing.stderr)).toBe(true)
     expect(missing.stderr).toContain("need --redis-url")
-    const unreachable = await run([...base, "--rate-limit-store", "redis", "--redis-url", "redis://127.0.0.1:1"], { timeoutMs: CHILD_DEADLINE_MS })
+    const unreachable = await run(["serve", ...world.args(), "--rate-limit-store", "redis", "--redis-url", "redis://127.0.0.1:1"], { timeoutMs: CHILD_DEADLINE_MS })
     expect(unreachable.code).toBe(1)
     expect(isOneLineError(unreachable.stderr)).toBe(true)
     expect(unreachable.stderr).toContain("cannot connect to Redis")

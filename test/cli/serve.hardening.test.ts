@@ -5,14 +5,12 @@
  */
 import { randomUUID } from "node:crypto"
 import * as net from "node:net"
-import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as DnsServer from "../support/dnsServer.js"
+import { describe, expect, it } from "vitest"
 import { eventuallyPromise } from "../support/eventually.js"
 import * as Probes from "../support/probes.js"
 import * as Fixture from "../support/serverFixture.js"
 import { exchange } from "../support/wireClient.js"
-import { removeDir, type Running, start, serveWorld } from "./btps.js"
+import { serveSuite } from "./btps.js"
 
 const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
 const ca = Fixture.certificate.cert
@@ -25,32 +23,13 @@ const goodClient = async (port: number): Promise<boolean> => {
 }
 
 describe("btps serve under hostile connections", () => {
-  let dir: string
-  let dns: DnsServer.DnsServer
-  let args: ReadonlyArray<string>
-  const children: Array<Running> = []
+  const world = serveSuite({ entityName: "trusted_senders" })
 
   const serve = async (env: NodeJS.ProcessEnv, extra: ReadonlyArray<string> = []) => {
-    const running = start(["serve", ...args, ...extra], { env })
-    children.push(running)
+    const running = world.serve(extra, { env })
     const port = Number((await running.waitForLine(LISTENING, 60_000))[1])
     return { port, pid: running.child.pid!, running }
   }
-
-  beforeAll(async () => {
-    ;({ dir, dns } = await serveWorld({ entityName: "trusted_senders" }))
-    args = [
-      "--host", "127.0.0.1", "--port", "0",
-      "--trust-file", path.join(dir, "trust.json"), "--entity-name", "trusted_senders",
-      "--dns-server", dns.address,
-      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem")
-    ]
-  })
-  afterAll(async () => {
-    for (const child of children) child.kill()
-    await dns.close()
-    await removeDir(dir)
-  })
 
   it("50 raw TCP connections that send nothing and go away do not lock out later clients (BTPS_MAX_CONNECTIONS=50)", async () => {
     const { pid, port } = await serve({ BTPS_MAX_CONNECTIONS: "50" })

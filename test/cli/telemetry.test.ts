@@ -6,15 +6,13 @@
 import { randomUUID } from "node:crypto"
 import * as dgram from "node:dgram"
 import type { AddressInfo } from "node:net"
-import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import { CHILD_DEADLINE_MS, CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
-import type * as DnsServer from "../support/dnsServer.js"
 import { eventuallyPromise } from "../support/eventually.js"
 import * as OtlpReceiver from "../support/otlpReceiver.js"
 import * as Fixture from "../support/serverFixture.js"
 import { exchange } from "../support/wireClient.js"
-import { removeDir, type Running, serveWorld, start } from "./btps.js"
+import { type Running, serveSuite } from "./btps.js"
 
 const LISTENING = /BTPS server listening on 127\.0\.0\.1:(\d+)/
 
@@ -24,33 +22,14 @@ const send = async (port: number, line: string): Promise<{ readonly status: { re
 }
 
 describe.concurrent("btps serve: OpenTelemetry export", () => {
-  let dir: string
-  let dns: DnsServer.DnsServer
-  let base: ReadonlyArray<string>
-  const children: Array<Running> = []
   const receivers: Array<OtlpReceiver.OtlpReceiver> = []
-
-  const serve = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Running => {
-    const running = start(["serve", ...base, ...args], { env })
-    children.push(running)
-    return running
-  }
-
-  beforeAll(async () => {
-    ;({ dir, dns } = await serveWorld({ entityName: "trusted_senders" }))
-    base = [
-      "--host", "127.0.0.1", "--port", "0",
-      "--trust-file", path.join(dir, "trust.json"), "--entity-name", "trusted_senders",
-      "--dns-server", dns.address,
-      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem")
-    ]
-  })
+  // registered before the servers' suite: after hooks run last-registered first, so the servers are
+  // killed before their receivers close
   afterAll(async () => {
-    for (const child of children) child.kill()
     for (const receiver of receivers) await receiver.close()
-    await dns.close()
-    await removeDir(dir)
   })
+  const world = serveSuite({ entityName: "trusted_senders" })
+  const serve = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Running => world.serve(args, { env })
 
   it("--otlp-endpoint (http/json): the line's span with reqId/from/to/type/outcome, and the artifact and process metrics", async () => {
     const receiver = await OtlpReceiver.start()

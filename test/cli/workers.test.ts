@@ -5,17 +5,15 @@
  * restart budget as a property.
  */
 import { randomUUID } from "node:crypto"
-import * as path from "node:path"
 import { it as prop } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { RestartBudget } from "../../src/cli/workers.js"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
-import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
 import { visit } from "../support/tlsResume.js"
 import { exchange } from "../support/wireClient.js"
-import { removeDir, type Running, start, serveWorld } from "./btps.js"
+import { type Running, serveSuite, start } from "./btps.js"
 
 // the primary's line (a worker's own line carries worker= and pid= annotations after the message)
 const LISTENING = /message="BTPS server listening on 127\.0\.0\.1:(\d+)"$/m
@@ -46,28 +44,10 @@ const servedBy = async (server: Running, id: string): Promise<number> =>
   Number(fields((await server.waitForLine(new RegExp(`message=accepted .*reqId=${id}`))).input!).pid)
 
 describe("btps serve --workers", () => {
-  let dir: string
-  let dns: DnsServer.DnsServer
-  let args: ReadonlyArray<string>
-  const children: Array<Running> = []
-
-  beforeAll(async () => {
-    ;({ dir, dns } = await serveWorld())
-    args = [
-      "serve", "--host", "127.0.0.1", "--port", "0",
-      "--trust-file", path.join(dir, "trust.json"), "--dns-server", dns.address,
-      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem")
-    ]
-  })
-  afterAll(async () => {
-    for (const child of children) child.kill()
-    await dns.close()
-    await removeDir(dir)
-  })
+  const world = serveSuite()
 
   it("two workers serve one port; a killed worker is replaced and logged; SIGTERM drains both and all exit 0", async () => {
-    const server = start([...args, "--workers", "2"])
-    children.push(server)
+    const server = world.serve(["--workers", "2"])
     const port = Number((await server.waitForLine(LISTENING))[1])
     const pids = logged(server.stdout(), "worker listening").map((f) => Number(f.pid))
     expect(pids).toHaveLength(2)
@@ -122,8 +102,8 @@ describe("btps serve --workers", () => {
   }, CHILD_TEST_TIMEOUT_MS)
 
   it("a worker that cannot start fails the command with its error and exit status 1", async () => {
-    const server = start([...args.filter((a) => a !== "--dns-server" && a !== dns.address), "--dns-server", "not a server", "--workers", "2"])
-    children.push(server)
+    const dns = world.dns().address
+    const server = world.track(start(["serve", ...world.args().filter((a) => a !== "--dns-server" && a !== dns), "--dns-server", "not a server", "--workers", "2"]))
     const exit = await server.exited
     expect(exit.code).toBe(1)
     expect(exit.stderr).toMatch(/--dns-server/)
@@ -131,8 +111,7 @@ describe("btps serve --workers", () => {
   }, CHILD_TEST_TIMEOUT_MS)
 
   it("a worker that keeps dying is given up on: past the restart limit the others are drained and the command exits 1", async () => {
-    const server = start([...args, "--workers", "2"])
-    children.push(server)
+    const server = world.serve(["--workers", "2"])
     await server.waitForLine(LISTENING)
     const [first, other] = logged(server.stdout(), "worker listening").map((f) => Number(f.pid)) as [number, number]
     // kill the same slot's worker again and again, each time once its replacement listens
