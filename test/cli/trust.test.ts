@@ -7,7 +7,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Option } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest"
 import * as Crypto from "../../src/Crypto.js"
 import { computeTrustId } from "../../src/Trust.js"
 import * as PgTrustStore from "../../src/TrustStore/Pg.js"
@@ -143,12 +143,25 @@ describe.concurrent("btps trust", () => {
       )
     )
 
-  it("list is read-only (issue 12, finding 7): on a missing PostgreSQL table a clear error, and no table or file is created", async (ctx) => {
+  /** PostgreSQL must answer: unreachable, the test fails in CI and is skipped elsewhere. */
+  const requirePg = async (ctx: TestContext) => {
     const problem = await Db.unreachable(pgClient)
-    if (problem !== undefined) {
-      if (process.env.CI === "true") throw new Error(`PostgreSQL unreachable: ${problem}`)
-      return ctx.skip()
-    }
+    if (problem === undefined) return
+    if (process.env.CI === "true") throw new Error(`PostgreSQL unreachable: ${problem}`)
+    ctx.skip()
+  }
+
+  /** Drop a store's table and its migrations table. */
+  const dropStoreTables = (table: string) =>
+    Effect.runPromise(
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_migrations`)}`])).pipe(
+          Effect.provide(pgClient)
+        )
+    )
+
+  it("list is read-only (issue 12, finding 7): on a missing PostgreSQL table a clear error, and no table or file is created", async (ctx) => {
+    await requirePg(ctx)
     const table = `cli_ro_${randomBytes(4).toString("hex")}`
     try {
       const listed = await run(["trust", "list", "--pg-url", pgUrl, "--entity-name", table])
@@ -163,21 +176,12 @@ describe.concurrent("btps trust", () => {
       expect([empty.code, empty.stdout.trim()]).toEqual([0, "no trust records"])
       await expect(fs.stat(file)).rejects.toMatchObject({ code: "ENOENT" })
     } finally {
-      await Effect.runPromise(
-        Effect.flatMap(SqlClient.SqlClient, (sql) =>
-          Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_migrations`)}`])).pipe(
-            Effect.provide(pgClient)
-          )
-      )
+      await dropStoreTables(table)
     }
   }, CHILD_TEST_TIMEOUT_MS)
 
   it("add, decide and remove round-trip on PostgreSQL (a fresh table, dropped afterwards)", async (ctx) => {
-    const problem = await Db.unreachable(pgClient)
-    if (problem !== undefined) {
-      if (process.env.CI === "true") throw new Error(`PostgreSQL unreachable: ${problem}`)
-      return ctx.skip()
-    }
+    await requirePg(ctx)
     const table = `cli_${randomBytes(4).toString("hex")}`
     const store = ["--pg-url", pgUrl, "--entity-name", table]
     const lookup = () =>
@@ -205,12 +209,7 @@ describe.concurrent("btps trust", () => {
       expect(removed.code).toBe(0)
       expect(Option.isNone(await lookup())).toBe(true)
     } finally {
-      await Effect.runPromise(
-        Effect.flatMap(SqlClient.SqlClient, (sql) =>
-          Effect.all([sql`DROP TABLE IF EXISTS ${sql(table)}`, sql`DROP TABLE IF EXISTS ${sql(`${table}_migrations`)}`])).pipe(
-            Effect.provide(pgClient)
-          )
-      )
+      await dropStoreTables(table)
     }
   }, CHILD_TEST_TIMEOUT_MS)
 })
