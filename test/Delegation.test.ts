@@ -4,7 +4,7 @@ import * as Artifact from "../src/Artifact.js"
 import { PublicKeyNotFound } from "../src/BtpsError.js"
 import * as Crypto from "../src/Crypto.js"
 import * as Delegation from "../src/Delegation.js"
-import { agentVectors, setup, signers } from "./support/agentVectors.js"
+import { agentVectors, bogusDelegation, setup, signers } from "./support/agentVectors.js"
 
 type Json = Record<string, unknown>
 
@@ -76,15 +76,7 @@ describe("delegation checks, in order", () => {
 
   it("issue 12 finding 8: an identity-signed artifact with a bogus delegation is refused with the delegation error", () => {
     // signed by finance$acme.test's own key over everything, delegation included
-    const { signature: _s, delegation: _d, ...invoice } = parse(agentVectors.delegation.wire)
-    const bogus = {
-      agentId: "btps_ag_bogus",
-      agentPubKey: signers.attacker.publicKey.pem,
-      signedBy: "admin$acme.test",
-      issuedAt: "2025-06-01T12:00:00.000Z",
-      selector: "btps1",
-      signature: { algorithmHash: "sha256", value: "AAAA", fingerprint: signers.domainDelegator.publicKey.fingerprint }
-    }
+    const { delegation: bogus, invoice } = bogusDelegation()
     const identitySigned = Crypto.sign({ ...invoice, delegation: bogus }, signers.trustedSender)
     const result = verifyLine(JSON.stringify(identitySigned))
     expect(tagOf(result)).toBe("DelegationSignatureInvalid")

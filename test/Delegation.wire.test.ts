@@ -4,7 +4,7 @@ import type * as Artifact from "../src/Artifact.js"
 import * as Crypto from "../src/Crypto.js"
 import type * as Delivery from "../src/Delivery.js"
 import { BtpsServer } from "../src/Server.js"
-import { agentVectors, signers } from "./support/agentVectors.js"
+import { agentVectors, bogusDelegation, signers } from "./support/agentVectors.js"
 import * as Fixture from "./support/agentServerFixture.js"
 import { exchange } from "./support/wireClient.js"
 
@@ -20,15 +20,7 @@ const send = (line: string) =>
 describe("delegated artifacts over TLS", () => {
   it.scopedLive("issue 12 finding 8: an identity-signed artifact with a bogus delegation is refused, not delivered", () =>
     Effect.gen(function*() {
-      const { signature: _s, delegation: _d, ...invoice } = JSON.parse(agentVectors.delegation.wire) as Record<string, unknown>
-      const bogus = {
-        agentId: "btps_ag_bogus",
-        agentPubKey: signers.attacker.publicKey.pem,
-        signedBy: "admin$acme.test",
-        issuedAt: "2025-06-01T12:00:00.000Z",
-        selector: "btps1",
-        signature: { algorithmHash: "sha256", value: "AAAA", fingerprint: signers.domainDelegator.publicKey.fingerprint }
-      }
+      const { delegation: bogus, invoice } = bogusDelegation()
       const line = JSON.stringify(Crypto.sign({ ...invoice, delegation: bogus }, signers.trustedSender))
       const { closed, delivered, response } = yield* send(line)
       expect(response.status).toEqual({ ok: false, code: 401, message: " Signature verification failed" })

@@ -91,6 +91,24 @@ export const signers = {
   receiver: signerOf(keys.receiver!)
 }
 
+/**
+ * Issue 12 finding 8: the delegation vector's invoice without its signature and delegation, and a
+ * delegation nobody signed (an attacker's agent key, the domain delegator's fingerprint, a junk value),
+ * to attach to an artifact the identity signs itself.
+ */
+export const bogusDelegation = () => {
+  const { signature: _s, delegation: _d, ...invoice } = JSON.parse(agentVectors.delegation.wire) as Record<string, unknown>
+  const delegation = {
+    agentId: "btps_ag_bogus",
+    agentPubKey: signers.attacker.publicKey.pem,
+    signedBy: "admin$acme.test",
+    issuedAt: "2025-06-01T12:00:00.000Z",
+    selector: "btps1",
+    signature: { algorithmHash: "sha256", value: "AAAA", fingerprint: signers.domainDelegator.publicKey.fingerprint }
+  }
+  return { invoice, delegation }
+}
+
 export const caseNamed = (name: string): AgentCase => {
   const c = cases.find((c) => c.name === name)
   if (c === undefined) throw new Error(`no agent case ${name}`)
