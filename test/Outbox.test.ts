@@ -169,6 +169,33 @@ for (const [name, withBackend] of backends) {
   })
 }
 
+describe("SQL outbox listing-order index", () => {
+  const databases = [
+    ["PostgreSQL", pgClient, (table: string) => (sql: SqlClient.SqlClient) =>
+      Effect.map(sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM pg_indexes WHERE tablename = ${table} AND indexname = ${`${table}_order_idx`}`, (r) => Number(r[0]!.n)),
+      (table: string) => (sql: SqlClient.SqlClient) => sql`DROP INDEX ${sql(`${table}_order_idx`)}`],
+    ["MariaDB", mysqlClient, (table: string) => (sql: SqlClient.SqlClient) =>
+      Effect.map(
+        sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ${table} AND index_name = ${`${table}_order_idx`}`,
+        (r) => Number(r[0]!.n)
+      ),
+      (table: string) => (sql: SqlClient.SqlClient) => sql`ALTER TABLE ${sql(table)} DROP INDEX ${sql(`${table}_order_idx`)}`]
+  ] as const
+  for (const [name, client, count, drop] of databases) {
+    it.live(`${name}: made with the table, and added to a table made without it; opening twice at once is fine`, () =>
+      Effect.gen(function*() {
+        const table = yield* sqlTable
+        const sql = yield* SqlClient.SqlClient
+        yield* SqlOutbox.makeBackend({ table })
+        expect(yield* count(table)(sql)).toBeGreaterThan(0)
+        yield* drop(table)(sql)
+        expect(yield* count(table)(sql)).toBe(0)
+        yield* Effect.all([SqlOutbox.makeBackend({ table }), SqlOutbox.makeBackend({ table })], { concurrency: 2 })
+        expect(yield* count(table)(sql)).toBeGreaterThan(0)
+      }).pipe(Effect.scoped, Effect.provide(client())))
+  }
+})
+
 describe("Outbox backoff", () => {
   it.effect.prop(
     "attempt n waits min(initial × 2^(n-1), max), jittered by ×0.8 to ×1.2",

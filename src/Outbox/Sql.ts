@@ -51,6 +51,36 @@ const toItem = (r: typeof Row.Type): Item => ({
 const failure = (what: string) => (cause: unknown) =>
   new OutboxFailure({ message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
+/**
+ * MySQL has no `CREATE INDEX IF NOT EXISTS`: a table made before the listing-order index gets it here
+ * (another instance adding it at the same moment is fine: a duplicate key name is ignored).
+ */
+const addOrderIndexMysql = (sql: SqlClient.SqlClient, table: string) =>
+  Effect.gen(function*() {
+    const index = `${table}_order_idx`
+    const found = yield* sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM information_schema.statistics
+      WHERE table_schema = DATABASE() AND table_name = ${table} AND index_name = ${index}`
+    if (Number(found[0]?.n ?? 0) > 0) return
+    yield* sql`ALTER TABLE ${sql(table)} ADD INDEX ${sql(index)} (enqueued_at, id)`.pipe(
+      Effect.catchIf((e) => /Duplicate key name/i.test(String(e.cause instanceof Error ? e.cause.message : e.message)), () => Effect.void)
+    )
+  })
+
+/**
+ * PostgreSQL's `IF NOT EXISTS` is not safe against a concurrent creator (two instances starting at
+ * once): the loser fails with a unique violation on the catalog (23505) or "already exists" (42P07),
+ * and what it wanted now exists.
+ */
+const pgConcurrentCreate = <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<void, SqlError> =>
+  statement.pipe(
+    Effect.asVoid,
+    Effect.catchIf((e) => {
+      const cause: unknown = e.cause
+      const code = typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
+      return code === "23505" || code === "42P07"
+    }, () => Effect.void)
+  )
+
 const createTable = (sql: SqlClient.SqlClient, table: string) =>
   sql.onDialectOrElse({
     mysql: () =>
@@ -65,11 +95,12 @@ const createTable = (sql: SqlClient.SqlClient, table: string) =>
   last_error TEXT NULL,
   delivered_at BIGINT NULL,
   owner VARCHAR(64) NULL,
-  INDEX ${sql(`${table}_due_idx`)} (status, next_attempt_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+  INDEX ${sql(`${table}_due_idx`)} (status, next_attempt_at),
+  INDEX ${sql(`${table}_order_idx`)} (enqueued_at, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`.pipe(Effect.zipRight(addOrderIndexMysql(sql, table))),
     orElse: () =>
       Effect.zipRight(
-        sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+        pgConcurrentCreate(sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
   id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
   recipient TEXT NOT NULL,
   artifact TEXT NOT NULL,
@@ -80,8 +111,12 @@ const createTable = (sql: SqlClient.SqlClient, table: string) =>
   last_error TEXT NULL,
   delivered_at BIGINT NULL,
   owner TEXT NULL
-)`,
-        sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_due_idx`)} ON ${sql(table)} (status, next_attempt_at)`
+)`),
+        Effect.zipRight(
+          pgConcurrentCreate(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_due_idx`)} ON ${sql(table)} (status, next_attempt_at)`),
+          // listing order (and keyset paging): tables made before it get it here too
+          pgConcurrentCreate(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_order_idx`)} ON ${sql(table)} (enqueued_at, id)`)
+        )
       )
   })
 
