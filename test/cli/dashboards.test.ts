@@ -10,10 +10,9 @@ import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CHILD_TEST_TIMEOUT_MS, repoRoot } from "../support/childProcess.js"
-import type * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
 import { exchange } from "../support/wireClient.js"
-import { removeDir, type Running, serveWorld, start } from "./btps.js"
+import { serveSuite } from "./btps.js"
 
 const ours = /\b((?:btps|process|nodejs)_[a-zA-Z0-9_]+)/g
 
@@ -36,21 +35,16 @@ const dashboardQueries = (dashboard: unknown): ReadonlyArray<string> => {
 }
 
 describe("docs/grafana and docs/prometheus", () => {
-  let dir: string
-  let dns: DnsServer.DnsServer
-  let server: Running | undefined
   const webhook = http.createServer((request, response) => request.resume().on("end", () => response.writeHead(204).end()))
-
   beforeAll(async () => {
-    ;({ dir, dns } = await serveWorld({ entityName: "trusted_senders" }))
     await new Promise<void>((resolve) => webhook.listen(0, "127.0.0.1", resolve))
   })
-  afterAll(async () => {
-    server?.kill()
+  // registered before the server's suite: after hooks run last-registered first, so the server is
+  // killed before the webhook closes
+  afterAll(() => {
     webhook.close()
-    await dns.close()
-    await removeDir(dir)
   })
+  const world = serveSuite({ entityName: "trusted_senders" })
 
   it("every metric the dashboard and the alert rules query is on a live scrape", async () => {
     const dashboard = JSON.parse(await fs.readFile(path.join(repoRoot, "docs", "grafana", "btps.json"), "utf8")) as { readonly panels: ReadonlyArray<unknown> }
@@ -63,11 +57,7 @@ describe("docs/grafana and docs/prometheus", () => {
     expect([...names]).toEqual(expect.arrayContaining(["btps_artifacts_total", "btps_step_duration_seconds_bucket", "btps_webhook_requests_total", "btps_dns_duration_seconds_bucket", "process_max_fds"]))
 
     const { port: hookPort } = webhook.address() as AddressInfo
-    server = start([
-      "serve", "--host", "127.0.0.1", "--port", "0", "--trust-file", path.join(dir, "trust.json"), "--entity-name", "trusted_senders",
-      "--dns-server", dns.address, "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem"),
-      "--metrics-port", "0", "--webhook", `http://127.0.0.1:${hookPort}/btps`
-    ])
+    const server = world.serve(["--metrics-port", "0", "--webhook", `http://127.0.0.1:${hookPort}/btps`])
     const port = Number((await server.waitForLine(/BTPS server listening on 127\.0\.0\.1:(\d+)/))[1])
     const metricsUrl = (await server.waitForLine(/metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/))[1]!
     const sent = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine(randomUUID())}\n`, { expect: 1, timeoutMs: 20_000 })

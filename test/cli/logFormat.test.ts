@@ -2,35 +2,17 @@
  * `btps serve --log-format json`: every stdout line of a run (start, metrics endpoint, deliveries,
  * refusals, shutdown) is one JSON object, and "listening" is logged once.
  */
-import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { CHILD_TEST_TIMEOUT_MS } from "../support/childProcess.js"
-import * as DnsServer from "../support/dnsServer.js"
 import * as Fixture from "../support/serverFixture.js"
 import { exchange } from "../support/wireClient.js"
-import { removeDir, type Running, start, serveWorld } from "./btps.js"
+import { serveSuite } from "./btps.js"
 
 describe("btps serve --log-format json", () => {
-  let dir: string
-  let dns: DnsServer.DnsServer
-  const children: Array<Running> = []
-
-  beforeAll(async () => {
-    ;({ dir, dns } = await serveWorld())
-  })
-  afterAll(async () => {
-    for (const child of children) child.kill()
-    await dns.close()
-    await removeDir(dir)
-  })
+  const world = serveSuite()
 
   it("every stdout line parses as JSON; listening once; deliveries and refusals are lines too", async () => {
-    const server = start([
-      "serve", "--host", "127.0.0.1", "--port", "0", "--log-format", "json", "--metrics-port", "0",
-      "--cert", path.join(dir, "cert.pem"), "--key", path.join(dir, "key.pem"),
-      "--trust-file", path.join(dir, "trust.json"), "--dns-server", dns.address
-    ])
-    children.push(server)
+    const server = world.serve(["--log-format", "json", "--metrics-port", "0"])
     const port = Number((await server.waitForLine(/"message":"BTPS server listening on 127\.0\.0\.1:(\d+)"/))[1])
     await server.waitForLine(/"message":"metrics on http:/)
     const answers = await exchange(port, Fixture.certificate.cert, `${Fixture.invoiceLine("json-log-1")}\nnot json\n`, { expect: 2, timeoutMs: 20_000 })
