@@ -7,7 +7,9 @@
  * Requests travel over the same connection pool as the `Client`'s: concurrent requests pipeline on one
  * TLS connection to the server; a request that was certainly not written is retried with the Client's
  * policy. Every request is an agent artifact signed by the device key, in the existing client's member
- * order (`action, agentId, to, document?, encryption, id, issuedAt, version, signature`).
+ * order (`action, agentId, to, document?, encryption, id, issuedAt, version, signature`). With
+ * `encryptTo` the documents are encrypted to the user's key and encrypted answers opened with the
+ * device key.
  *
  * @since 0.1.0
  */

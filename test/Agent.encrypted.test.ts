@@ -226,7 +226,14 @@ describe("the Agent client with encryptTo", () => {
       const refreshed = yield* device.refresh()
       expect(refreshed.refreshToken).not.toBe(session.refreshToken)
       expect((yield* device.ping).status.ok).toBe(true)
-      expect(requests).toEqual(["auth.request:plain", "inbox.fetch:string", "inbox.seen:string", "inbox.fetch:string", "auth.refresh:string", "system.ping:plain"])
+      // a rotation: its answer is encrypted to the key that signed it; later answers to the new key
+      const rotated = yield* device.refresh(yield* Crypto.generateKeyPair())
+      expect(rotated.refreshToken).not.toBe(refreshed.refreshToken)
+      expect((yield* device.fetchInbox({ limit: 5 })).total).toBe(3)
+      expect(requests).toEqual([
+        "auth.request:plain", "inbox.fetch:string", "inbox.seen:string", "inbox.fetch:string", "auth.refresh:string", "system.ping:plain",
+        "auth.refresh:string", "inbox.fetch:string"
+      ])
     }))
 
   /** A mailbox server holding the user's key; its port and AgentAuth. */
