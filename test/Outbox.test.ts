@@ -6,10 +6,8 @@
 import { randomBytes } from "node:crypto"
 import * as net from "node:net"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { MysqlClient } from "@effect/sql-mysql2"
-import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, FastCheck as fc, Fiber, Layer, Option, Redacted, Schedule } from "effect"
+import { Effect, Either, FastCheck as fc, Fiber, Layer, Option, Schedule } from "effect"
 import * as Client from "../src/Client.js"
 import * as Crypto from "../src/Crypto.js"
 import * as Delivery from "../src/Delivery.js"
@@ -18,14 +16,13 @@ import * as Outbox from "../src/Outbox.js"
 import * as FileOutbox from "../src/Outbox/File.js"
 import * as SqlOutbox from "../src/Outbox/Sql.js"
 import * as SqlInbox from "../src/SqlInbox.js"
-import * as Mysql from "../src/TrustStore/Mysql.js"
-import * as Pg from "../src/TrustStore/Pg.js"
+import * as Db from "./support/databases.js"
 import * as Fixture from "./support/serverFixture.js"
 import { makeDir, removeDir } from "./cli/btps.js"
 import * as V from "./support/vectors.js"
 
-const pgClient = () => PgClient.layer({ url: Redacted.make(process.env.BTPS_TEST_PG_URL ?? Pg.DEFAULT_URL), connectTimeout: "3 seconds" })
-const mysqlClient = () => MysqlClient.layer({ url: Redacted.make(process.env.BTPS_TEST_MYSQL_URL ?? Mysql.DEFAULT_URL) })
+const pgClient = () => Db.pgClient({ connectTimeout: "3 seconds" })
+const mysqlClient = Db.mysqlClient
 const signer = Either.getOrThrow(Crypto.signerFromPem(V.keys.trustedSender!))
 
 /** The vectors' invoice from the trusted sender, signed with `id`. */
