@@ -13,7 +13,7 @@ import { deleteKeysOnce, dropPgTables, pgUrl, REDIS_URL } from "./databases.js"
 import * as Fixture from "./serverFixture.js"
 import * as V from "./vectors.js"
 
-export const sender = V.keys.trustedSender!
+const sender = V.keys.trustedSender!
 const signer = Either.getOrThrow(Crypto.signerFromPem(sender))
 const { signature: _s, ...template } = JSON.parse(Fixture.invoiceLine("template")) as Record<string, unknown>
 
