@@ -8,14 +8,14 @@ import { Context, Effect, Metric, MetricBoundaries, MetricKey, type MetricKeyTyp
 
 const latency = MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 })
 
+const connectionsOpenKey = MetricKey.gauge("btps_connections_open", { description: "TLS connections currently open" })
+const connectionsTotalKey = MetricKey.counter("btps_connections_total", { description: "TLS connections accepted", incremental: true })
+
 /** Connections currently open. @since 0.1.0 */
-export const connectionsOpen = Metric.gauge("btps_connections_open", { description: "TLS connections currently open" })
+export const connectionsOpen = Metric.fromMetricKey(connectionsOpenKey)
 
 /** Connections accepted since start. @since 0.1.0 */
-export const connectionsTotal = Metric.counter("btps_connections_total", {
-  description: "TLS connections accepted",
-  incremental: true
-})
+export const connectionsTotal = Metric.fromMetricKey(connectionsTotalKey)
 
 const artifactsTotalKey = MetricKey.counter("btps_artifacts_total", {
   description: "Artifacts answered, by kind and outcome",
@@ -63,6 +63,12 @@ export const stepSeries = (step: string, labels: Readonly<Record<string, string>
 /** `btps_trust_store_duration_seconds{operation}` as one series (plus `labels`). @since 0.1.0 */
 export const trustStoreSeries = (operation: string, labels: Readonly<Record<string, string>> = {}) =>
   series(trustStoreDurationKey, { ...labels, operation })
+
+/** `btps_connections_open` as one series (plus `labels`). @since 0.1.0 */
+export const connectionsOpenSeries = (labels: Readonly<Record<string, string>> = {}) => series(connectionsOpenKey, labels)
+
+/** `btps_connections_total` as one series (plus `labels`). @since 0.1.0 */
+export const connectionsTotalSeries = (labels: Readonly<Record<string, string>> = {}) => series(connectionsTotalKey, labels)
 
 /** Duration of DNS lookups (cache misses), tagged `record` (`key` or `host`). @since 0.1.0 */
 export const dnsDuration = Metric.histogram("btps_dns_duration_seconds", latency, "DNS lookup duration")

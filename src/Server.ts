@@ -11,11 +11,11 @@
 import { randomBytes } from "node:crypto"
 import type * as net from "node:net"
 import * as tls from "node:tls"
-import { Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Redacted, Runtime, Schedule, Schema } from "effect"
+import { Config, Context, Data, Duration, Effect, Exit, Fiber, Layer, Redacted, Runtime, Schedule, Schema } from "effect"
 import { Admission, type Decision, RefusalLog, refuse } from "./internal/admission.js"
 import { LineWatch } from "./internal/lineWatch.js"
 import * as TicketKeys from "./internal/ticketKeys.js"
-import { DrainSignal, serveConnection } from "./internal/serverConnection.js"
+import { DrainSignal, OpenConnections } from "./internal/serverConnection.js"
 import * as Metrics from "./Metrics.js"
 import * as SchemaConfig from "./internal/schemaConfig.js"
 import { Pipeline } from "./Pipeline.js"
@@ -332,8 +332,13 @@ export const make = (
     yield* Effect.forkScoped(Effect.repeat(Effect.sync(() => watch.sweep()), Schedule.spaced(Duration.millis(sweepInterval(options)))))
 
     const draining = new DrainSignal()
-    const connections = yield* FiberSet.make<void>()
-    const runConnection = yield* FiberSet.runtime(connections)<never>()
+    const labels = yield* Metrics.MetricLabels
+    const opened = Metrics.connectionsTotalSeries(labels)
+    const open = Metrics.connectionsOpenSeries(labels)
+    const connections = new OpenConnections((delta) => {
+      if (delta === 1) opened.unsafeUpdate(1, [])
+      open.unsafeModify(delta, [])
+    })
 
     // Sockets still in the TLS handshake, by remote address and port (the TLS socket shares them), with
     // the admission decision taken at TCP accept.
@@ -350,13 +355,7 @@ export const make = (
       // keep our side open after the client half-closes, to answer what it already sent
       socket.allowHalfOpen = true
       socket.setNoDelay(true)
-      runConnection(
-        Effect.gen(function*() {
-          yield* Metric.update(Metrics.connectionsTotal, 1)
-          yield* Metric.increment(Metrics.connectionsOpen)
-          yield* serveConnection(socket, pipeline, options, draining, watch)
-        }).pipe(Effect.ensuring(Metric.incrementBy(Metrics.connectionsOpen, -1)))
-      )
+      connections.serve(socket, pipeline, options, draining, watch, runFork)
     })
     // every raw socket, including those still in (or stuck in) the TLS handshake, so shutdown can close them
     const sockets = new Set<net.Socket>()
@@ -394,12 +393,12 @@ export const make = (
         const closed = yield* Effect.fork(close(server))
         yield* Effect.sync(() => draining.fire())
         // finalizers run uninterruptibly: the wait must be made interruptible for the timeout to cut it
-        const pending = yield* Effect.interruptible(FiberSet.awaitEmpty(connections)).pipe(
+        const pending = yield* Effect.interruptible(connections.awaitEmpty).pipe(
           Effect.timeout(Duration.millis(options.shutdownGraceMs)),
           Effect.exit
         )
         if (Exit.isFailure(pending)) yield* Effect.logWarning("shutdown grace period over: closing remaining connections")
-        yield* FiberSet.clear(connections)
+        yield* Effect.sync(() => connections.teardownAll())
         // handshakes in progress would otherwise hold `server.close` for up to handshakeTimeoutMs
         for (const raw of sockets) raw.destroy()
         yield* Fiber.join(closed)
@@ -408,7 +407,7 @@ export const make = (
     yield* Effect.logInfo(`BTPS server listening on ${address.host}:${address.port}`)
     return {
       address,
-      connections: FiberSet.size(connections),
+      connections: Effect.sync(() => connections.size),
       sockets: Effect.sync(() => admission.size),
       partialLineBytes: Effect.sync(() => watch.partialLineBytes),
       reloadTls: (pair) =>

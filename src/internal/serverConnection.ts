@@ -6,12 +6,13 @@
  *
  * This is the hot path, so it is a plain state machine driven by socket events rather than streams,
  * queues and a fiber per line: a line the pipeline answers at once (an `Either`, see
- * `internal/maybeSync.ts`) is answered in the same call; only a line that must wait gets a fiber. The
- * connection itself is one long-lived fiber (an `Effect.async`), so the server's scope still owns it:
- * interrupting it tears the connection down.
+ * `internal/maybeSync.ts`) is answered in the same call; only a line that must wait gets a fiber.
+ * Connections are not fibers either (a fiber per connection cost about 0.3 ms of CPU per connection in
+ * the handshake bench): {@link OpenConnections} holds them, and the server's scope owns that set, whose
+ * finalizer drains, awaits and tears them down.
  */
 import type * as tls from "node:tls"
-import { Effect, Either, Exit, Fiber, Runtime } from "effect"
+import { Effect, Either, Exit, Fiber } from "effect"
 import * as Artifact from "../Artifact.js"
 import * as BtpsError from "../BtpsError.js"
 import type * as Pipeline from "../Pipeline.js"
@@ -82,6 +83,11 @@ class Connection {
   private blocked = false
   private done = false
   private readonly unsubscribe: () => void
+
+  /** Finished: ended or torn down (possibly already while being constructed, when the server drains). */
+  get finished(): boolean {
+    return this.done
+  }
 
   constructor(
     private readonly socket: tls.TLSSocket,
@@ -254,18 +260,54 @@ class Connection {
   }
 }
 
-/** Serve one TLS connection until it ends, the server drains, or the line watch closes it. */
-export const serveConnection = (
-  socket: tls.TLSSocket,
-  pipeline: Pipeline.PipelineShape,
-  options: ConnectionOptions,
-  drain: DrainSignal,
-  watch: LineWatch
-): Effect.Effect<void> =>
-  Effect.flatMap(Effect.runtime<never>(), (runtime: Runtime.Runtime<never>) =>
-    Effect.async<void>((resume) => {
-      const runFork: RunFork = Runtime.runFork(runtime)
-      const connection = new Connection(socket, pipeline, options, watch, drain, runFork, () => resume(Effect.void))
-      // interrupted (the server's grace period is over): tear down, interrupting the work in flight
-      return Effect.sync(() => connection.teardown())
-    })).pipe(Effect.annotateLogs({ remoteAddress: socket.remoteAddress ?? "unknown" }))
+/** A fork that annotates the connection's log lines with its remote address. */
+const annotatedFork = (runFork: RunFork, remoteAddress: string): RunFork => (effect) => runFork(Effect.annotateLogs(effect, "remoteAddress", remoteAddress))
+
+/**
+ * The server's open connections: each served until it ends, the server drains, or the line watch
+ * closes it; counted, awaited and torn down together at shutdown.
+ */
+export class OpenConnections {
+  private readonly open = new Set<Connection>()
+  private readonly onEmpty = new Set<() => void>()
+
+  /** `onCount` sees +1 for every connection opened and -1 for every one closed (the gauges). */
+  constructor(private readonly onCount: (delta: 1 | -1) => void) {}
+
+  /** Connections open. */
+  get size(): number {
+    return this.open.size
+  }
+
+  /** Serve one TLS connection; `runFork` runs the work of lines that must wait. */
+  serve(socket: tls.TLSSocket, pipeline: Pipeline.PipelineShape, options: ConnectionOptions, drain: DrainSignal, watch: LineWatch, runFork: RunFork): void {
+    const fork = annotatedFork(runFork, socket.remoteAddress ?? "unknown")
+    const connection: Connection = new Connection(socket, pipeline, options, watch, drain, fork, () => this.closed(connection))
+    // a connection opened while the server drains may have finished inside its constructor
+    if (connection.finished) return
+    this.open.add(connection)
+    this.onCount(1)
+  }
+
+  private closed(connection: Connection): void {
+    if (!this.open.delete(connection)) return
+    this.onCount(-1)
+    if (this.open.size === 0) for (const f of this.onEmpty) f()
+  }
+
+  /** Done when no connection is open. Interruptible. */
+  readonly awaitEmpty: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.open.size === 0) return resume(Effect.void)
+    const f = () => {
+      this.onEmpty.delete(f)
+      resume(Effect.void)
+    }
+    this.onEmpty.add(f)
+    return Effect.sync(() => void this.onEmpty.delete(f))
+  })
+
+  /** Tear every open connection down, interrupting the work in flight. */
+  teardownAll(): void {
+    for (const connection of Array.from(this.open)) connection.teardown()
+  }
+}
