@@ -122,7 +122,10 @@ const kindOf = (decoded: Artifact.Decoded | undefined): string =>
 
 type Failure = BtpsError.BtpsError | Answered
 
-const done: MaybeSync.MaybeSync<void> = Either.void
+const done: Either.Either<void> = Either.void
+
+/** A failure of one step as the failure of the whole line (a Left holds no success value). */
+const failed = <E>(left: Either.Left<E, unknown>): Either.Either<never, E> => left as Either.Either<never, E>
 
 /**
  * Build the pipeline from the services it uses: the key resolver, trust store, delivery and middleware
@@ -190,42 +193,50 @@ export const make = (
       counter.unsafeUpdate(1, [])
     }
 
-    /** Time a body in a seconds histogram, synchronously when it is done at once. */
-    const timed = <A, E>(histogram: Metric.Metric.Histogram<number>, body: () => MaybeSync.MaybeSync<A, E>): MaybeSync.MaybeSync<A, E> => {
+    /**
+     * The request context as a line advances: one object per line that the steps fill in, instead of a
+     * copy per step. Middleware gets copies, so a context it keeps does not change under it.
+     */
+    type Working = { -readonly [K in keyof Middleware.RequestContext]: Middleware.RequestContext[K] }
+
+    /** Steps where only the body runs: no middleware, no step span (the common case). */
+    const plain = Object.fromEntries(
+      Middleware.steps.map((name) => [name, !traceSteps && groups.before[name].length === 0 && groups.after[name].length === 0])
+    ) as Record<Middleware.Step, boolean>
+
+    /** Run a step's body on `w` (which it fills in) and record its duration; synchronously when it is done at once. */
+    const timedBody = <E>(histogram: Metric.Metric.Histogram<number>, w: Working, body: (w: Working) => MaybeSync.MaybeSync<void, E>): MaybeSync.MaybeSync<void, E> => {
       const start = performance.now()
-      const record = () => histogram.unsafeUpdate((performance.now() - start) / 1000, [])
-      const result = body()
+      const result = body(w)
       if (MaybeSync.isDone(result)) {
-        record()
+        histogram.unsafeUpdate((performance.now() - start) / 1000, [])
         return result
       }
-      return Effect.onExit(result, () => Effect.sync(record))
+      return Effect.onExit(result, () => Effect.sync(() => histogram.unsafeUpdate((performance.now() - start) / 1000, [])))
     }
 
-    /** One step: its middleware around its body, timed (and traced when asked). */
-    const step = <E>(
-      name: Middleware.Step,
-      ctx: Middleware.RequestContext,
-      body: () => MaybeSync.MaybeSync<Middleware.RequestContext, E>
-    ): MaybeSync.MaybeSync<Middleware.RequestContext, E | Failure> => {
+    /** One step on the working context: its middleware around its body, timed (and traced when asked). */
+    const advance = <E>(name: Middleware.Step, w: Working, body: (w: Working) => MaybeSync.MaybeSync<void, E>): MaybeSync.MaybeSync<void, E | Failure> => {
       const timer = stepTimers.get(name)!
-      // the common case, no middleware at this step: just the timed body
-      if (!traceSteps && groups.before[name].length === 0 && groups.after[name].length === 0) return timed(timer, body)
-      return MaybeSync.andThen(gate("before", name, ctx), () => {
-        const run = timed(timer, body)
+      if (plain[name]) return timedBody(timer, w, body)
+      return MaybeSync.andThen(gate("before", name, { ...w }), () => {
+        const run = timedBody(timer, w, body)
         const traced = traceSteps ? Effect.withSpan(run, `btps.pipeline.${name}`, noStack) : run
-        return MaybeSync.andThen(traced, (next) => MaybeSync.map(gate("after", name, next), () => next))
+        return MaybeSync.andThen(traced, () => gate("after", name, { ...w }))
       })
     }
 
-    /** {@link step} for callers written with Effects (agent handlers). */
-    const effectStep: StepRunner<Failure> = (name, ctx, body) => MaybeSync.toEffect(step(name, ctx, () => body))
-
-    const trustCall = <A>(operation: string, call: () => MaybeSync.MaybeSync<A, unknown>) =>
-      MaybeSync.orElse(
-        timed(getByIdTimer, call),
-        (cause) => Either.left(new BtpsError.ServiceUnavailable({ detail: `trust store ${operation} failed`, cause }))
-      )
+    /** {@link advance} for agent handlers, whose bodies return the next context rather than fill one in. */
+    const effectStep: StepRunner<Failure> = (name, ctx, body) => {
+      const w: Working = { ...ctx }
+      let next = ctx
+      const filled = advance(name, w, () =>
+        Effect.map(body, (produced) => {
+          next = produced
+          Object.assign(w, produced)
+        }))
+      return Effect.map(filled, () => next)
+    }
 
     /** The trust store judging artifacts addressed to `to`: its tenant's, or the one store. */
     const storeFor = (to: string): Either.Either<TrustStoreShape, BtpsError.TrustNotAllowed> =>
@@ -236,40 +247,87 @@ export const make = (
           onSome: (tenant) => Either.right(tenant.store)
         })
 
+    const storeFailed = (cause: unknown) => new BtpsError.ServiceUnavailable({ detail: "trust store getById failed", cause })
+
+    /** The trust record under `trustId`, timed; a store failure is the server's (503), never the sender's. */
+    const getRecord = (store: TrustStoreShape, trustId: string): MaybeSync.MaybeSync<Option.Option<Trust.TrustRecord>, BtpsError.ServiceUnavailable> => {
+      const start = performance.now()
+      const found = store.getById(trustId)
+      if (MaybeSync.isDone(found)) {
+        getByIdTimer.unsafeUpdate((performance.now() - start) / 1000, [])
+        return Either.isLeft(found) ? Either.left(storeFailed(found.left)) : (found as Either.Either<Option.Option<Trust.TrustRecord>>)
+      }
+      return Effect.onExit(found, () => Effect.sync(() => getByIdTimer.unsafeUpdate((performance.now() - start) / 1000, []))).pipe(
+        Effect.mapError(storeFailed)
+      )
+    }
+
+    type TransporterDecoded = Artifact.Decoded & { readonly kind: "transporter" }
+    const transporterOf = (w: Working): TransporterDecoded => w.decoded as TransporterDecoded
+
     /** The key that must verify the artifact: `from`'s, or for a delegated artifact the agent key its verified delegation names. */
     const senderKey = (raw: Artifact.JsonObject, a: Artifact.TransporterArtifact, now: Date): MaybeSync.MaybeSync<Crypto.PublicKey, BtpsError.BtpsError> =>
       a.delegation === undefined
         ? verifiedKey(keys, a.from, a.selector, (key) => Crypto.verify(raw, key), Crypto.isKeyRelated)
         : Delegation.verifySender(raw, a, keys.resolvePublicKey, delegationPolicy, now)
 
-    const transporter = (
-      ctx: Middleware.RequestContext,
-      decoded: Artifact.Decoded & { readonly kind: "transporter" }
-    ): MaybeSync.MaybeSync<Outcome, Failure> => {
-      const a = decoded.artifact
-      const verified = step("signatureVerification", ctx, () =>
-        MaybeSync.map(senderKey(decoded.raw, a, ctx.receivedAt), (key): Middleware.RequestContext => ({ ...ctx, senderKey: key })))
-      const trusted = MaybeSync.andThen(verified, (v) =>
-        step("trustVerification", v, () =>
-          MaybeSync.andThen(storeFor(a.to), (store) =>
-            MaybeSync.andThen(trustCall("getById", () => store.getById(Trust.recordIdFor(a))), (record) => {
-              const found = Option.getOrUndefined(record)
-              return MaybeSync.map(Trust.admit(a, found, ctx.receivedAt), () => (found === undefined ? v : { ...v, trustRecord: found }))
-            }))))
-      const delivered = MaybeSync.andThen(trusted, (t) =>
-        step("onArtifact", t, () =>
-          MaybeSync.map(
-            delivery.deliver({
-              artifact: a,
-              raw: decoded.raw,
-              remoteAddress: ctx.remoteAddress,
-              receivedAt: ctx.receivedAt,
-              senderKey: t.senderKey!,
-              ...(t.trustRecord === undefined ? {} : { trustRecord: t.trustRecord })
-            }),
-            () => t
-          )))
-      return MaybeSync.map(delivered, () => ({ response: Artifact.success({ reqId: a.id }), close: false }))
+    // --- the steps of a transporter artifact, each filling in the working context ---
+
+    const verifySignature = (w: Working): MaybeSync.MaybeSync<void, BtpsError.BtpsError> => {
+      const d = transporterOf(w)
+      const key = senderKey(d.raw, d.artifact, w.receivedAt)
+      if (!MaybeSync.isDone(key)) return Effect.map(key, (k) => void (w.senderKey = k))
+      if (Either.isLeft(key)) return key
+      w.senderKey = key.right
+      return done
+    }
+
+    const admitRecord = (w: Working, a: Artifact.TransporterArtifact, record: Option.Option<Trust.TrustRecord>): Either.Either<void, BtpsError.TrustNotAllowed> => {
+      const found = Option.getOrUndefined(record)
+      const admitted = Trust.admit(a, found, w.receivedAt)
+      if (found !== undefined && Either.isRight(admitted)) w.trustRecord = found
+      return admitted
+    }
+
+    const verifyTrust = (w: Working): MaybeSync.MaybeSync<void, BtpsError.BtpsError> => {
+      const a = transporterOf(w).artifact
+      const store = storeFor(a.to)
+      if (Either.isLeft(store)) return store
+      const record = getRecord(store.right, Trust.recordIdFor(a))
+      if (!MaybeSync.isDone(record)) return Effect.flatMap(record, (r) => admitRecord(w, a, r))
+      return Either.isLeft(record) ? record : admitRecord(w, a, record.right)
+    }
+
+    const deliver = (w: Working): MaybeSync.MaybeSync<void, BtpsError.BtpsError> => {
+      const d = transporterOf(w)
+      return delivery.deliver({
+        artifact: d.artifact,
+        raw: d.raw,
+        remoteAddress: w.remoteAddress,
+        receivedAt: w.receivedAt,
+        senderKey: w.senderKey!,
+        ...(w.trustRecord === undefined ? {} : { trustRecord: w.trustRecord })
+      })
+    }
+
+    const transporterSteps = [
+      ["signatureVerification", verifySignature],
+      ["trustVerification", verifyTrust],
+      ["onArtifact", deliver]
+    ] as const
+
+    /**
+     * The transporter steps from `from` on, as a loop of plain calls while each step is done at once; the
+     * first that must wait carries the rest as its continuation.
+     */
+    const transporter = (w: Working, from = 0): MaybeSync.MaybeSync<Outcome, Failure> => {
+      for (let i = from; i < transporterSteps.length; i++) {
+        const [name, body] = transporterSteps[i]!
+        const stepped = advance(name, w, body)
+        if (!MaybeSync.isDone(stepped)) return Effect.flatMap(stepped, () => transporter(w, i + 1))
+        if (Either.isLeft(stepped)) return failed(stepped)
+      }
+      return Either.right({ response: Artifact.success({ reqId: transporterOf(w).artifact.id }), close: false })
     }
 
     const lookup = (a: Artifact.IdentityLookupArtifact) =>
@@ -287,7 +345,7 @@ export const make = (
         return { response: Crypto.sign(unsigned, signer), close: false }
       })
 
-    const route = (ctx: Middleware.RequestContext, decoded: Artifact.Decoded): MaybeSync.MaybeSync<Outcome, Failure> => {
+    const route = (w: Working, decoded: Artifact.Decoded): MaybeSync.MaybeSync<Outcome, Failure> => {
       switch (decoded.kind) {
         case "control":
           return Either.right(
@@ -299,9 +357,9 @@ export const make = (
           return lookup(decoded.artifact)
         case "agent":
           // agent support is optional: the default Agents reference answers Invalid action
-          return agents.handle<Failure>(decoded, ctx, effectStep)
+          return agents.handle<Failure>(decoded, { ...w }, effectStep)
         case "transporter":
-          return transporter(ctx, decoded)
+          return transporter(w)
       }
     }
 
@@ -316,37 +374,41 @@ export const make = (
           : Effect.as(Effect.logWarning("onError middleware failed", e), fallback))
     }
 
-    /** A request's context as it advances (the error path needs the latest one). */
-    interface Progress {
-      ctx: Middleware.RequestContext
+    const parse = (w: Working): Either.Either<void, BtpsError.BtpsError> => {
+      const decoded = Artifact.decodeLine(w.line, decodeOptions)
+      if (Either.isLeft(decoded)) return decoded
+      w.decoded = decoded.right
+      w.reqId = decoded.right.artifact.id
+      return done
     }
 
-    const run = (progress: Progress, line: string): MaybeSync.MaybeSync<Outcome, Failure> => {
-      const parsed = step("parsing", progress.ctx, () =>
-        MaybeSync.map(Artifact.decodeLine(line, decodeOptions), (decoded) => ({ ...progress.ctx, decoded, reqId: decoded.artifact.id })))
-      return MaybeSync.andThen(parsed, (ctx) => {
-        progress.ctx = ctx
-        const routed = route(ctx, ctx.decoded!)
-        return MaybeSync.isDone(routed) ? routed : Effect.annotateLogs(routed, Logging.requestAnnotations(ctx))
-      })
+    const routed = (w: Working): MaybeSync.MaybeSync<Outcome, Failure> => {
+      const answer = route(w, w.decoded!)
+      return MaybeSync.isDone(answer) ? answer : Effect.annotateLogs(answer, Logging.requestAnnotations(w))
+    }
+
+    const run = (w: Working): MaybeSync.MaybeSync<Outcome, Failure> => {
+      const parsed = advance("parsing", w, parse)
+      if (!MaybeSync.isDone(parsed)) return Effect.flatMap(parsed, () => routed(w))
+      return Either.isLeft(parsed) ? failed(parsed) : routed(w)
     }
 
     /** Failures answered: an Answered middleware response as is, errors through {@link answerError}. */
-    const settle = (progress: Progress, result: MaybeSync.MaybeSync<Outcome, Failure>): MaybeSync.MaybeSync<Outcome> =>
+    const settle = (w: Working, result: MaybeSync.MaybeSync<Outcome, Failure>): MaybeSync.MaybeSync<Outcome> =>
       MaybeSync.orElse(result, (e) => {
         if (e._tag === "Answered") return Either.right({ response: e.response, close: e.close })
-        progress.ctx = { ...progress.ctx, error: e }
-        return answerError(progress.ctx, e)
+        w.error = e
+        return answerError(w, e)
       })
 
     /** A defect (a bug) is logged with its cause and answered `Unknown error`; it never stops the server. */
-    const defect = (progress: Progress, cause: Cause.Cause<never>): Effect.Effect<Outcome> =>
+    const defect = (w: Working, cause: Cause.Cause<never>): Effect.Effect<Outcome> =>
       Effect.logError("defect while processing an artifact", cause).pipe(
-        Effect.annotateLogs(Logging.requestAnnotations(progress.ctx)),
+        Effect.annotateLogs(Logging.requestAnnotations(w)),
         Effect.zipRight(Effect.suspend(() => {
           const error = new BtpsError.UnknownError({ detail: Cause.pretty(cause) })
-          progress.ctx = { ...progress.ctx, error }
-          return answerError(progress.ctx, error)
+          w.error = error
+          return answerError(w, error)
         }))
       )
 
@@ -395,31 +457,29 @@ export const make = (
     }
 
     /** The Effect path, for a line whose steps could not all be done at once (or when tracing/debugging). */
-    const asEffect = (progress: Progress, result: MaybeSync.MaybeSync<Outcome>, lineNumber: number): Effect.Effect<Outcome> => {
-      const answered = Effect.catchAllCause(result, (cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : defect(progress, cause))).pipe(
+    const asEffect = (w: Working, result: MaybeSync.MaybeSync<Outcome>, lineNumber: number): Effect.Effect<Outcome> => {
+      const answered = Effect.catchAllCause(result, (cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : defect(w, cause))).pipe(
         Effect.tap((outcome) => {
-          report(progress.ctx, outcome)
-          const logged = debug ? debugLog(progress.ctx, outcome) : Effect.void
-          return tracing ? Effect.zipRight(Effect.annotateCurrentSpan(spanAttributes(progress.ctx, outcome)), logged) : logged
+          report(w, outcome)
+          const logged = debug ? debugLog(w, outcome) : Effect.void
+          return tracing ? Effect.zipRight(Effect.annotateCurrentSpan(spanAttributes(w, outcome)), logged) : logged
         })
       )
       return tracing ? Effect.withSpan(answered, "btps.pipeline", { attributes: { line: lineNumber }, kind: "server", captureStackTrace: false }) : answered
     }
 
     const process = (line: string, info: LineInfo): Effect.Effect<Outcome> => {
-      const progress: Progress = {
-        ctx: { remoteAddress: info.remoteAddress, receivedAt: new Date(), line, lineNumber: info.lineNumber, state: new Map() }
-      }
-      if (tracing || debug) return asEffect(progress, Effect.suspend(() => settle(progress, run(progress, line))), info.lineNumber)
+      const w: Working = { remoteAddress: info.remoteAddress, receivedAt: new Date(), line, lineNumber: info.lineNumber, state: new Map() }
+      if (tracing || debug) return asEffect(w, Effect.suspend(() => settle(w, run(w))), info.lineNumber)
       let result: MaybeSync.MaybeSync<Outcome>
       try {
-        result = settle(progress, run(progress, line))
+        result = settle(w, run(w))
       } catch (thrown) {
-        return asEffect(progress, Effect.die(thrown), info.lineNumber)
+        return asEffect(w, Effect.die(thrown), info.lineNumber)
       }
-      if (!MaybeSync.isDone(result)) return asEffect(progress, result, info.lineNumber)
+      if (!MaybeSync.isDone(result)) return asEffect(w, result, info.lineNumber)
       // done at once: an Either is an Effect, and the server checks for one to answer without a fiber
-      report(progress.ctx, Either.getOrThrow(result))
+      report(w, Either.getOrThrow(result))
       return result
     }
 

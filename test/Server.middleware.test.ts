@@ -107,6 +107,40 @@ describe("native middleware in the server", () => {
       expect(seen).toContain("records:3")
     }))
 
+  it.scopedLive("each step's middleware sees the context as it was at that step, not changed by later steps", () =>
+    Effect.gen(function*() {
+      const kept = new Map<string, Middleware.RequestContext>()
+      const keep = (phase: Middleware.Phase, step: Middleware.Step) =>
+        Middleware.make({
+          name: `${phase}-${step}`,
+          phase,
+          step,
+          handle: (ctx) => Effect.sync(() => (kept.set(`${phase}-${step}`, ctx), Middleware.next))
+        })
+      const middleware = Middleware.layer(Middleware.add(
+        keep("before", "signatureVerification"),
+        keep("after", "signatureVerification"),
+        keep("after", "trustVerification"),
+        // waits, so the steps after it continue as an Effect
+        Middleware.make({ name: "wait", phase: "before", step: "onArtifact", handle: () => Effect.as(Effect.sleep("5 millis"), Middleware.next) }),
+        keep("after", "onArtifact")
+      ))
+      const { delivered, send } = yield* serve(middleware)
+      const [answer] = yield* send(Fixture.invoiceLine("ctx-1"))
+      expect(answer!.status.ok).toBe(true)
+      expect(yield* delivered).toEqual(["ctx-1"])
+      const before = kept.get("before-signatureVerification")!
+      expect(before.reqId).toBe("ctx-1")
+      expect(before.senderKey).toBeUndefined()
+      expect(before.trustRecord).toBeUndefined()
+      expect(kept.get("after-signatureVerification")!.senderKey).toBeDefined()
+      expect(kept.get("after-signatureVerification")!.trustRecord).toBeUndefined()
+      expect(kept.get("after-trustVerification")!.trustRecord?.status).toBe("accepted")
+      expect(kept.get("after-onArtifact")!.trustRecord?.status).toBe("accepted")
+      // one state map per request, shared by every step's context
+      expect(kept.get("after-onArtifact")!.state).toBe(before.state)
+    }))
+
   it.scoped("rate limiting answers 429 past the per-identity budget and admits again as tokens refill (TestClock)", () =>
     Effect.gen(function*() {
       const limited = Middleware.layer(Middleware.add(RateLimit.middleware())).pipe(
