@@ -49,15 +49,24 @@ export interface ErrorShape extends Envelope {
 }
 
 /** A success response; members in the existing order (`status` is `ok, message, code`). */
-export const success = (options: ResponseOptions & { readonly message?: string; readonly data?: ResponseData } = {}): SuccessShape => ({
-  version: PROTOCOL_VERSION,
-  status: { ok: true, message: options.message ?? "success", code: 200 },
-  id: options.id ?? crypto.randomUUID(),
-  issuedAt: options.issuedAt ?? new Date().toISOString(),
-  ...(options.reqId === undefined ? {} : { reqId: options.reqId }),
-  type: "btps_response",
-  ...options.data
-})
+export const success = (options: ResponseOptions & { readonly message?: string; readonly data?: ResponseData } = {}): SuccessShape => {
+  const status = { ok: true, message: options.message ?? "success", code: 200 } as const
+  const id = options.id ?? crypto.randomUUID()
+  const issuedAt = options.issuedAt ?? new Date().toISOString()
+  // the answer to every accepted artifact: one literal, no spreads (which build the object member by member)
+  if (options.data === undefined && options.reqId !== undefined) {
+    return { version: PROTOCOL_VERSION, status, id, issuedAt, reqId: options.reqId, type: "btps_response" }
+  }
+  return {
+    version: PROTOCOL_VERSION,
+    status,
+    id,
+    issuedAt,
+    ...(options.reqId === undefined ? {} : { reqId: options.reqId }),
+    type: "btps_response",
+    ...options.data
+  }
+}
 
 /** An error response; members in the existing order (`status` is `ok, code, message`). */
 export const failure = (code: number, message: string, options: ResponseOptions = {}): ErrorShape => ({
