@@ -327,15 +327,37 @@ export interface Idle {
   readonly failures: number
 }
 
+/** `count` lines answered one after the other on one connection (JIT, caches). */
+const warm = async (target: Target, lines: ReadonlyArray<string>, count: number): Promise<void> => {
+  const socket = await connect(target)
+  const state = { buffer: "" }
+  socket.setEncoding("utf8")
+  let answered = 0
+  await new Promise<void>((resolve, reject) => {
+    socket.on("data", (chunk: string) =>
+      splitLines(state, chunk, () => {
+        if (++answered === count) return resolve()
+        socket.write(lines[answered % lines.length] + "\n")
+      }))
+    socket.once("error", reject)
+    socket.write(lines[0] + "\n")
+  })
+  socket.destroy()
+}
+
 /**
  * `count` idle TLS connections held open (opened `parallel` at a time), then server RSS and how long
- * new clients take to be answered, one after the other, while the idle ones stay open.
+ * new clients take to be answered, one after the other, while the idle ones stay open. The server is
+ * warmed first, as in every other mode: otherwise the first sample times the first sender-key lookup
+ * and cold code, not a new client among idle ones.
  */
 export const idle = async (
   target: Target,
-  line: string,
+  lines: ReadonlyArray<string>,
   options: { readonly count: number; readonly parallel: number; readonly samples: number }
 ): Promise<Idle> => {
+  await warm(target, lines, 500)
+  const line = lines[1]!
   const rssBefore = rssBytes(target.pid)
   const sockets: Array<tls.TLSSocket> = []
   let openErrors = 0

@@ -353,7 +353,7 @@ const main = async () => {
       for (const make of [() => startOurs(world, entry), () => startFloor(world, "verify")]) {
         const server = await start(make())
         log(`opening ${settings.idle} idle connections to ${server.name}…`)
-        idle[server.name] = await Load.idle(target(world, server), lines[0]!, { count: settings.idle, parallel: 64, samples: settings.idleSamples })
+        idle[server.name] = await Load.idle(target(world, server), lines, { count: settings.idle, parallel: 64, samples: settings.idleSamples })
         log(`${server.name}: ${JSON.stringify(idle[server.name])}`)
         await stop(server)
       }
