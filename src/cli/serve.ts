@@ -29,6 +29,7 @@ import { packageVersion } from "./version.js"
 import * as Workers from "./workers.js"
 import * as ServerFlags from "./serverOptions.js"
 import * as Guards from "./guardOptions.js"
+import { keepShortLivedYoung } from "../internal/heapTuning.js"
 
 // --- options --------------------------------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ const serve = (opts: Opts) =>
       return yield* Workers.supervise({ workers: opts.workers, shutdownGraceMs: Schema.decodeUnknownSync(Server.ServerOptions)(serverOptions.server).shutdownGraceMs })
     }
 
+    yield* Effect.sync(keepShortLivedYoung)
     const trust = trustStoreLayer(opts.store)
     const middleware = Middleware.layer(
       Option.match(opts.middleware, {
