@@ -23,6 +23,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { AgentRecord, agentRecordId, AgentStore, AgentStoreFailure, type AgentStoreShape } from "./AgentStore.js"
 import { digestsEqual, isLive, type TokenEntry, TokenEntrySchema, tokenKey, TokenStore, TokenStoreFailure, type TokenStoreShape } from "./AuthTokens.js"
+import { createConcurrently } from "./internal/sqlSchema.js"
 
 /** Accepted table names (as for the SQL trust store and inbox). @since 0.1.0 */
 export const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
@@ -68,14 +69,14 @@ const createAgents = (sql: SqlClient.SqlClient, table: string) =>
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`.pipe(Effect.asVoid),
     orElse: () =>
       Effect.zipRight(
-        sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+        createConcurrently(sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
   id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
   receiver_id TEXT COLLATE "C" NOT NULL,
   status TEXT NOT NULL,
   record TEXT NOT NULL
-)`,
-        sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_receiver_idx`)} ON ${sql(table)} (receiver_id, id)`
-      ).pipe(Effect.asVoid)
+)`),
+        createConcurrently(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_receiver_idx`)} ON ${sql(table)} (receiver_id, id)`)
+      )
   })
 
 const createTokens = (sql: SqlClient.SqlClient, table: string) =>
@@ -93,24 +94,22 @@ const createTokens = (sql: SqlClient.SqlClient, table: string) =>
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`.pipe(Effect.asVoid),
     orElse: () =>
       Effect.all([
-        sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+        createConcurrently(sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
   token_key TEXT COLLATE "C" NOT NULL PRIMARY KEY,
   kind TEXT NOT NULL,
   owner TEXT NOT NULL,
   agent_id TEXT NULL,
   expires_ms BIGINT NOT NULL,
   entry TEXT NOT NULL
-)`,
-        sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_agent_idx`)} ON ${sql(table)} (agent_id)`,
-        sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_expires_idx`)} ON ${sql(table)} (expires_ms)`
+)`),
+        createConcurrently(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_agent_idx`)} ON ${sql(table)} (agent_id)`),
+        createConcurrently(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_expires_idx`)} ON ${sql(table)} (expires_ms)`)
       ], { discard: true })
   })
 
-/** Create both tables (idempotent; two processes racing on PostgreSQL's catalog retry once). */
-const createTables = (sql: SqlClient.SqlClient, names: { readonly agents: string; readonly tokens: string }) => {
-  const once = Effect.zipRight(createAgents(sql, names.agents), createTokens(sql, names.tokens))
-  return Effect.orElse(once, () => once)
-}
+/** Create both tables (idempotent, and safe when several processes create them at once). */
+const createTables = (sql: SqlClient.SqlClient, names: { readonly agents: string; readonly tokens: string }) =>
+  Effect.zipRight(createAgents(sql, names.agents), createTokens(sql, names.tokens))
 
 const decodeRecord = Schema.decodeUnknown(Schema.parseJson(AgentRecord), { onExcessProperty: "preserve" })
 

@@ -25,6 +25,7 @@ import { DeliveryFailed } from "./BtpsError.js"
 import { Delivery, type DeliveryShape } from "./Delivery.js"
 import { type Box, MailboxFailure, type MailboxItem, MailboxStore, type MailboxStoreShape, runQuery } from "./Mailbox.js"
 import { isUniqueViolation } from "./TrustStore/Sql.js"
+import { createConcurrently } from "./internal/sqlSchema.js"
 
 /** Accepted table names (as for the SQL trust store). @since 0.1.0 */
 export const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
@@ -93,7 +94,7 @@ const createTable = (sql: SqlClient.SqlClient, table: string) =>
   INDEX ${sql(`${table}_box_idx`)} (receiver_id, box, issued_ms)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     orElse: () =>
-      sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+      createConcurrently(sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
   seq BIGSERIAL PRIMARY KEY,
   sender_id TEXT NOT NULL,
   artifact_id TEXT NOT NULL,
@@ -106,7 +107,7 @@ const createTable = (sql: SqlClient.SqlClient, table: string) =>
   seen_at TEXT NULL,
   issued_ms BIGINT NULL,
   UNIQUE (sender_id, artifact_id, digest)
-)`
+)`)
   })
 
 /** PostgreSQL `duplicate_column` / `duplicate_object`, MySQL `ER_DUP_FIELDNAME` / `ER_DUP_KEYNAME`. */
@@ -148,7 +149,7 @@ const upgradeTable = (sql: SqlClient.SqlClient, table: string) =>
     }
     yield* sql.onDialectOrElse({
       mysql: () => Effect.void,
-      orElse: () => sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_box_idx`)} ON ${t} (receiver_id, box, issued_ms)`.pipe(Effect.asVoid)
+      orElse: () => createConcurrently(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_box_idx`)} ON ${t} (receiver_id, box, issued_ms)`)
     })
     // rows stored before the mailbox columns existed: their receiver and time, from the artifact
     const old = yield* sql<{ seq: number | string; artifact: string }>`SELECT seq, artifact FROM ${t} WHERE receiver_id IS NULL`

@@ -11,6 +11,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option, Schema } from "effect"
 import { type Backend, CANCELLED, type Item, make, Outbox, OutboxFailure } from "../Outbox.js"
 import { isUniqueViolation } from "../TrustStore/Sql.js"
+import { createConcurrently } from "../internal/sqlSchema.js"
 
 /** Accepted table names (as for the other SQL tables). @since 0.1.0 */
 export const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
@@ -66,21 +67,6 @@ const addOrderIndexMysql = (sql: SqlClient.SqlClient, table: string) =>
     )
   })
 
-/**
- * PostgreSQL's `IF NOT EXISTS` is not safe against a concurrent creator (two instances starting at
- * once): the loser fails with a unique violation on the catalog (23505) or "already exists" (42P07),
- * and what it wanted now exists.
- */
-const pgConcurrentCreate = <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<void, SqlError> =>
-  statement.pipe(
-    Effect.asVoid,
-    Effect.catchIf((e) => {
-      const cause: unknown = e.cause
-      const code = typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
-      return code === "23505" || code === "42P07"
-    }, () => Effect.void)
-  )
-
 const createTable = (sql: SqlClient.SqlClient, table: string) =>
   sql.onDialectOrElse({
     mysql: () =>
@@ -100,7 +86,7 @@ const createTable = (sql: SqlClient.SqlClient, table: string) =>
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`.pipe(Effect.zipRight(addOrderIndexMysql(sql, table))),
     orElse: () =>
       Effect.zipRight(
-        pgConcurrentCreate(sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+        createConcurrently(sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
   id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
   recipient TEXT NOT NULL,
   artifact TEXT NOT NULL,
@@ -113,9 +99,9 @@ const createTable = (sql: SqlClient.SqlClient, table: string) =>
   owner TEXT NULL
 )`),
         Effect.zipRight(
-          pgConcurrentCreate(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_due_idx`)} ON ${sql(table)} (status, next_attempt_at)`),
+          createConcurrently(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_due_idx`)} ON ${sql(table)} (status, next_attempt_at)`),
           // listing order (and keyset paging): tables made before it get it here too
-          pgConcurrentCreate(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_order_idx`)} ON ${sql(table)} (enqueued_at, id)`)
+          createConcurrently(sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_order_idx`)} ON ${sql(table)} (enqueued_at, id)`)
         )
       )
   })
