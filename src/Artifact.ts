@@ -483,6 +483,18 @@ export const decodeUnknown = (u: unknown): Either.Either<Decoded, ValidationFail
   if (!isObject(u)) {
     return Either.left(new ValidationFailed({ issues: [{ path: [], message: "expected a JSON object" }] }))
   }
+  try {
+    return decodeObject(u)
+  } catch {
+    // Effect's union decoder reads a discriminating member with String(), which throws for an object
+    // with neither a usable toString nor valueOf: {"type":{"toString":null}} is valid JSON
+    const reqId = idOf(u)
+    const issues = [{ path: [], message: "a member that names the artifact's kind holds an object" }]
+    return Either.left(new ValidationFailed(reqId === undefined ? { issues } : { issues, reqId }))
+  }
+}
+
+const decodeObject = (u: Readonly<Record<string, unknown>>): Either.Either<Decoded, ValidationFailed> => {
   // Fast path: a transporter artifact (the common case) goes straight to the variant its `type` and
   // `encryption` name; an object that also has `action` takes the ordered route (control comes first).
   if ("type" in u && !("action" in u)) {

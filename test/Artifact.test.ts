@@ -128,6 +128,28 @@ describe("bad input gives the specific typed error", () => {
     expect(Either.isEither(result)).toBe(true)
   })
 
+  it("an object where the artifact's kind is named ({\"type\":{\"toString\":null}}) is a validation failure, not a throw", () => {
+    for (const line of ['{"type":{"toString":null}}', '{"id":"k-1","type":{"toString":null,"valueOf":null}}', '{"type":"BTPS_DOC","action":{"toString":null}}']) {
+      const result = Artifact.decodeLine(line)
+      expect(Either.isLeft(result) && result.left._tag).toBe("ValidationFailed")
+    }
+    const withId = Artifact.decodeLine('{"id":"k-1","type":{"toString":null}}')
+    expect(Either.isLeft(withId) && withId.left._tag === "ValidationFailed" && withId.left.reqId).toBe("k-1")
+  })
+
+  /** JSON values whose object keys include the names JavaScript gives meaning to (toString, valueOf, __proto__…). */
+  const prototypeNames = fc.constantFrom("toString", "valueOf", "constructor", "__proto__", "hasOwnProperty", "type", "action", "encryption", "id")
+  const risky: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+    value: fc.oneof({ depthSize: "small" }, fc.constant(null), fc.string(), fc.integer(), fc.boolean(), tie("object"), fc.array(tie("value"), { maxLength: 3 })),
+    object: fc.dictionary(prototypeNames, tie("value"), { maxKeys: 4 })
+  })).value
+
+  it.prop("members named like prototype methods never make decode throw", [risky], ([u]) => {
+    const line = JSON.stringify(u)
+    const result = Artifact.decodeLine(line)
+    expect(Either.isLeft(result) ? result.left._tag : "valid").not.toBe("InvalidJson")
+  }, { fastCheck: { numRuns: 1000 } })
+
   it.prop("arbitrary JSON values never make decode throw", [Arbitrary.make(Schema.Unknown)], ([u]) => {
     const line = JSON.stringify(u)
     if (line === undefined) return
