@@ -77,7 +77,11 @@ export interface ListOptions {
 export interface Backend {
   /** Store a new item; `exists` when an item with this id is already there (nothing written). */
   readonly insert: (item: Item) => Effect.Effect<{ readonly outcome: "inserted" | "exists"; readonly item: Item }, OutboxFailure>
-  /** Claim up to `limit` pending items due at `now` for `owner` until `until`: their `attempts` grow by one. */
+  /**
+   * Claim up to `limit` pending items due at `now` for `owner` until `until`: their `attempts` grow by one.
+   * Claims running at once take disjoint items and skip only items another of them takes, so a claim
+   * comes back short only when no other due item is left.
+   */
   readonly claim: (options: {
     readonly now: number
     readonly limit: number

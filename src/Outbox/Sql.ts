@@ -122,6 +122,16 @@ export const makeBackend = (options: Options = {}): Effect.Effect<Backend, Outbo
     const t = sql(table)
     const columns = sql.literal(COLUMNS)
     yield* createTable(sql, table).pipe(Effect.mapError(failure(`cannot create ${table}`)))
+    // InnoDB keeps a lock on every row a locking statement reads, not only on the rows it changes or
+    // returns, and the optimizer reads a small table whole (e.g. `UPDATE … WHERE id IN (…)` as a scan of
+    // the primary key). A claim that locked rows it did not take would make concurrent claims skip them
+    // (SKIP LOCKED): they would come back short or empty while due items wait. So on MySQL/MariaDB both
+    // claim statements are pinned to the index that reads exactly their rows. PostgreSQL locks only the
+    // rows a statement returns or changes, whatever its plan.
+    const [dueIndex, primaryIndex] = sql.onDialectOrElse({
+      mysql: () => [sql`FORCE INDEX (${sql(`${table}_due_idx`)})`, sql`FORCE INDEX (PRIMARY)`] as const,
+      orElse: () => [sql.literal(""), sql.literal("")] as const
+    })
     const rows = (query: Effect.Effect<ReadonlyArray<unknown>, SqlError>, what: string) =>
       query.pipe(Effect.flatMap(decodeRows), Effect.map((r) => r.map(toItem)), Effect.mapError(failure(`cannot ${what} ${table}`)))
 
@@ -158,12 +168,12 @@ export const makeBackend = (options: Options = {}): Effect.Effect<Backend, Outbo
         sql.withTransaction(
           Effect.gen(function*() {
             const due = yield* rows(
-              sql`SELECT ${columns} FROM ${t} WHERE status = 'pending' AND next_attempt_at <= ${now}
+              sql`SELECT ${columns} FROM ${t} ${dueIndex} WHERE status = 'pending' AND next_attempt_at <= ${now}
                 ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
               "claim from"
             )
             if (due.length === 0) return due
-            yield* sql`UPDATE ${t} SET owner = ${owner}, next_attempt_at = ${until}, attempts = attempts + 1
+            yield* sql`UPDATE ${t} ${primaryIndex} SET owner = ${owner}, next_attempt_at = ${until}, attempts = attempts + 1
               WHERE ${sql.in("id", due.map((i) => i.id))}`
             return due.map((i) => ({ ...i, attempts: i.attempts + 1, nextAttemptAt: until }))
           })
