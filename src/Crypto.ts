@@ -270,6 +270,12 @@ export const unwrapKey = (encryptedKey: string, receiver: PrivateKey): Either.Ei
   }
 }
 
+/** Why `encryption` cannot be opened here (only AES-256-GCM `standardEncrypt`), if it cannot. */
+const unsupportedEncryption = (encryption: Encryption): UnsupportedEncryption | undefined =>
+  encryption.algorithm !== "aes-256-gcm" || encryption.type !== "standardEncrypt"
+    ? new UnsupportedEncryption({ detail: `${encryption.algorithm}/${encryption.type}` })
+    : undefined
+
 /**
  * Decrypt with an already unwrapped AES key (see {@link unwrapKey}). Fails with `DecryptionUnintended`
  * when the key, IV or tag has the wrong length or the ciphertext does not authenticate.
@@ -281,9 +287,8 @@ export const openWithKey = (
   encryption: Encryption,
   aesKey: Uint8Array
 ): Either.Either<string, DecryptionUnintended | UnsupportedEncryption> => {
-  if (encryption.algorithm !== "aes-256-gcm" || encryption.type !== "standardEncrypt") {
-    return Either.left(new UnsupportedEncryption({ detail: `${encryption.algorithm}/${encryption.type}` }))
-  }
+  const unsupported = unsupportedEncryption(encryption)
+  if (unsupported !== undefined) return Either.left(unsupported)
   const iv = Buffer.from(encryption.iv, "base64")
   const tag = Buffer.from(encryption.authTag, "base64")
   // A short tag would weaken GCM's authentication: insist on the full 16 bytes.
@@ -310,9 +315,8 @@ export const decryptToString = (
   encryption: Encryption,
   receiver: PrivateKey
 ): Either.Either<string, DecryptionUnintended | UnsupportedEncryption> => {
-  if (encryption.algorithm !== "aes-256-gcm" || encryption.type !== "standardEncrypt") {
-    return Either.left(new UnsupportedEncryption({ detail: `${encryption.algorithm}/${encryption.type}` }))
-  }
+  const unsupported = unsupportedEncryption(encryption)
+  if (unsupported !== undefined) return Either.left(unsupported)
   return Either.flatMap(unwrapKey(encryption.encryptedKey, receiver), (aesKey) => {
     try {
       return openWithKey(document, encryption, aesKey)

@@ -37,7 +37,7 @@ import type { JsonObject } from "./Artifact.js"
 import { DeliveryFailed } from "./BtpsError.js"
 import { Delivery, type DeliveryShape, type IncomingArtifact } from "./Delivery.js"
 import { type Box, MailboxFailure, type MailboxItem, MailboxStore, type MailboxStoreShape, runQuery } from "./Mailbox.js"
-import { errorCode, syncDirectory } from "./internal/durableFile.js"
+import { errorCode, syncDirectory, writeNewFile } from "./internal/durableFile.js"
 
 /** The inbox directory cannot be created or written. @since 0.1.0 */
 export class FileInboxError extends Data.TaggedError("FileInboxError")<{
@@ -84,15 +84,7 @@ export interface Written {
 /** Invoices are the receiver's business: readable by the server's user only. */
 const FILE_MODE = 0o600
 
-const writeTemp = async (file: string, data: string): Promise<void> => {
-  const handle = await fs.open(file, "wx", FILE_MODE)
-  try {
-    await handle.writeFile(data, "utf8")
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
+const writeTemp = (file: string, data: string): Promise<void> => writeNewFile(file, data, FILE_MODE)
 
 /** Link `temp` under the first free (or byte-identical) version of `stem`. */
 const place = async (dir: string, temp: string, stem: string, data: Buffer): Promise<Written> => {

@@ -27,6 +27,17 @@ export const syncDirectory = async (dir: string): Promise<void> => {
   }
 }
 
+/** Create `file` (failing if it exists) holding `text`, synced to disk before this resolves. */
+export const writeNewFile = async (file: string, text: string, mode: number): Promise<void> => {
+  const handle = await fs.open(file, "wx", mode)
+  try {
+    await handle.writeFile(text, "utf8")
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
 /**
  * Replace `file` with `text` atomically and durably: readers see the old or the new content, never a part,
  * and after a crash the new content is there once this resolved. A new file gets `mode`; `keepMode` keeps
@@ -37,13 +48,7 @@ export const replaceFile = async (file: string, text: string, options: { readonl
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`)
   const mode = options.keepMode === true ? await fs.stat(file).then((s) => s.mode & 0o777, () => options.mode) : options.mode
   try {
-    const handle = await fs.open(temp, "wx", mode)
-    try {
-      await handle.writeFile(text, "utf8")
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
+    await writeNewFile(temp, text, mode)
     await fs.rename(temp, file)
   } catch (cause) {
     await fs.rm(temp, { force: true })
