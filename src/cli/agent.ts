@@ -15,6 +15,7 @@ import type { TokenStore } from "../AuthTokens.js"
 import * as FileAgentStore from "../FileAgentStore.js"
 import { identityProblem, withEnv } from "./options.js"
 import { CliError, stdout } from "./output.js"
+import type * as SqlClient from "@effect/sql/SqlClient"
 
 // --- the store ------------------------------------------------------------------------------------------
 
@@ -105,24 +106,20 @@ export const agentStoreLayer = (
   const kind = kindOf(options)
   if (Either.isLeft(kind)) return Layer.fail(kind.left)
   const sql = { table: options.agentTable, create }
+  /** The SQL stores over the client `client` loads (drivers are imported only when asked for). */
+  const sqlStores = <E extends { readonly message: string }>(client: () => Promise<Layer.Layer<SqlClient.SqlClient, E>>) =>
+    Layer.unwrapEffect(
+      Effect.map(Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), client()])), ([Sql, clientLayer]) =>
+        Sql.layer(sql).pipe(Layer.provide(clientLayer)))
+    ).pipe(Layer.mapError(toCliError))
   switch (kind.right) {
     case "pg": {
       const url = Option.getOrThrow(options.pgUrl)
-      return Layer.unwrapEffect(
-        Effect.map(
-          Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-pg")])),
-          ([Sql, { PgClient }]) => Sql.layer(sql).pipe(Layer.provide(PgClient.layer({ url })))
-        )
-      ).pipe(Layer.mapError(toCliError))
+      return sqlStores(() => import("@effect/sql-pg").then(({ PgClient }) => PgClient.layer({ url })))
     }
     case "mysql": {
       const url = Option.getOrThrow(options.mysqlUrl)
-      return Layer.unwrapEffect(
-        Effect.map(
-          Effect.promise(() => Promise.all([import("../SqlAgentStore.js"), import("@effect/sql-mysql2")])),
-          ([Sql, { MysqlClient }]) => Sql.layer(sql).pipe(Layer.provide(MysqlClient.layer({ url })))
-        )
-      ).pipe(Layer.mapError(toCliError))
+      return sqlStores(() => import("@effect/sql-mysql2").then(({ MysqlClient }) => MysqlClient.layer({ url })))
     }
     case "redis": {
       // Redis has no tables to create: `create` does not apply
